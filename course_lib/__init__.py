@@ -1,0 +1,40 @@
+"""course_lib: the library behind the course *Safety and Security for Neural Networks*.
+
+Every algorithm the lessons teach lives here, batched and device-agnostic. Conventions:
+images are float tensors ``(B, C, H, W)`` in ``[0, 1]``; models take ``[0, 1]`` images and
+normalise inside themselves; labels are ``LongTensor (B,)``; results are detached tensors
+on the input's device.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+
+__all__ = ["device", "seed_everything", "__version__"]
+
+
+def device() -> torch.device:
+    """The best available device for lessons: CUDA, then Apple MPS, then CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators (all devices) with ``seed``."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)

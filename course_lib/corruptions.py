@@ -1,0 +1,201 @@
+"""Natural deviations ("safety"): seven corruptions at five severities each, batched and seeded.
+
+Safety asks whether a model keeps working when its inputs drift in ways nobody designed: sensor noise,
+focus, lighting, rotation, resolution, compression. The corruptions follow the spirit of ImageNet-C
+(Hendrycks & Dietterich, ICLR 2019); severities are scaled to the image size so 28x28 digits and
+224x224 photos degrade comparably. Every function maps ``(B, C, H, W)`` in ``[0, 1]`` to the same shape
+in ``[0, 1]``; severity 0 returns an unchanged copy; the same ``seed`` gives the same result.
+
+======================  =============================================================================
+name                    x' for severity s = 1..5
+======================  =============================================================================
+``gaussian_noise``      clip(x + n), n ~ N(0, sigma_s^2), sigma = .08 .12 .18 .26 .38
+``gaussian_blur``       x * G_sigma (separable), sigma = (.4 .6 .8 1.0 1.3) * H / 32 pixels
+``brightness``          clip(x + b), b = .1 .2 .3 .4 .5
+``contrast``            clip(m + c (x - m)), m = per-image channel mean, c = .4 .3 .2 .1 .05
+``rotation``            rotate by +-theta (random sign per image), theta = 10 20 30 45 60 degrees
+``pixelate``            downsample to (f H, f W) by area, upsample nearest, f = .6 .5 .4 .3 .25
+``jpeg``                JPEG encode/decode (Pillow) with quality 25 18 15 10 7
+======================  =============================================================================
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import check_images, check_labels, check_model
+
+__all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "gaussian_noise", "gaussian_blur", "brightness", "contrast",
+           "rotation", "pixelate", "jpeg", "accuracy_under_corruptions"]
+
+SEVERITIES = {
+    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
+    "gaussian_blur": (0.4, 0.6, 0.8, 1.0, 1.3),
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
+    "rotation": (10, 20, 30, 45, 60),
+    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
+    "jpeg": (25, 18, 15, 10, 7),
+}
+
+
+def _param(name: str, severity: int):
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 0 <= severity <= 5:
+        raise ValueError(f"severity must be an int in 0..5 (0 = clean), got {severity!r}")
+    return None if severity == 0 else SEVERITIES[name][severity - 1]
+
+
+def _generator(x: torch.Tensor, seed: int | None) -> torch.Generator:
+    g = torch.Generator(device=x.device)
+    g.manual_seed(0 if seed is None else int(seed))
+    return g
+
+
+def gaussian_noise(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """``clip(x + n, 0, 1)`` with ``n ~ N(0, sigma^2)`` i.i.d. per pixel (sensor noise)."""
+    check_images(x)
+    sigma = _param("gaussian_noise", severity)
+    if sigma is None:
+        return x.clone()
+    noise = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
+    return (x + sigma * noise).clamp(0, 1)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-t**2 / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    pad = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    out = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    if pad < radius:  # tiny images: fall back to replicate for the rest of the support
+        out = F.pad(out, (radius - pad,) * 4, mode="replicate")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def gaussian_blur(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """Convolution with a Gaussian of standard deviation ``sigma * H / 32`` pixels (defocus)."""
+    check_images(x)
+    s = _param("gaussian_blur", severity)
+    if s is None:
+        return x.clone()
+    return _blur(x, s * x.shape[-2] / 32).clamp(0, 1)
+
+
+def brightness(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """``clip(x + b, 0, 1)``: more light."""
+    check_images(x)
+    b = _param("brightness", severity)
+    return x.clone() if b is None else (x + b).clamp(0, 1)
+
+
+def contrast(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """``m + c (x - m)`` with ``m`` the per-image, per-channel mean: less contrast (fog, glare)."""
+    check_images(x)
+    c = _param("contrast", severity)
+    if c is None:
+        return x.clone()
+    m = x.mean(dim=(2, 3), keepdim=True)
+    return (m + c * (x - m)).clamp(0, 1)
+
+
+def rotation(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """Rotate each image by ``+-theta`` degrees around its centre (random sign per image), zeros outside."""
+    check_images(x)
+    theta = _param("rotation", severity)
+    if theta is None:
+        return x.clone()
+    sign = torch.randint(0, 2, (x.shape[0],), generator=_generator(x, seed), device=x.device) * 2 - 1
+    a = torch.deg2rad(sign.to(x.dtype) * theta)
+    cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+    mat = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
+
+
+def pixelate(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """Average-pool to a fraction ``f`` of the resolution, then blow back up with nearest neighbours."""
+    check_images(x)
+    f = _param("pixelate", severity)
+    if f is None:
+        return x.clone()
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    return F.interpolate(small, size=(h, w), mode="nearest").clamp(0, 1)
+
+
+def jpeg(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+    """Encode and decode each image as JPEG with the severity's quality (Pillow, on the CPU)."""
+    from PIL import Image
+
+    check_images(x)
+    q = _param("jpeg", severity)
+    if q is None:
+        return x.clone()
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"jpeg needs 1 or 3 channels, got {x.shape[1]}")
+    arr = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = []
+    for img in arr:
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=int(q))
+        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32) / 255.0
+        out.append(dec[..., None] if dec.ndim == 2 else dec)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype).contiguous()
+
+
+CORRUPTIONS = {
+    "gaussian_noise": gaussian_noise, "gaussian_blur": gaussian_blur, "brightness": brightness,
+    "contrast": contrast, "rotation": rotation, "pixelate": pixelate, "jpeg": jpeg,
+}
+
+
+def corrupt(x: torch.Tensor, name: str, severity: int, seed: int | None = None) -> torch.Tensor:
+    """Apply the corruption ``name`` (a key of :data:`CORRUPTIONS`) at ``severity`` 0..5."""
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")
+    return CORRUPTIONS[name](x, severity, seed=seed)
+
+
+@torch.no_grad()
+def accuracy_under_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names=None,
+                               severities=range(6), seed: int = 0, batch_size: int = 256,
+                               progress: bool = True) -> dict[str, list[float]]:
+    """Accuracy of ``model`` on ``corrupt(x, name, s)`` for each corruption and severity (0 = clean).
+
+    Returns ``{name: [accuracy at each severity]}``, ready for :func:`course_lib.plot.plot_curves`.
+    """
+    from tqdm.auto import tqdm
+
+    check_images(x)
+    check_labels(y, len(x), device=x.device)
+    check_model(model, x)
+    names = list(CORRUPTIONS) if names is None else list(names)
+    for n in names:
+        if n not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption {n!r}; available: {list(CORRUPTIONS)}")
+    severities = list(severities)
+    result = {n: [] for n in names}
+    jobs = [(n, s) for n in names for s in severities]
+    clean = None
+    for n, s in tqdm(jobs, desc="corruptions", disable=not progress):
+        if s == 0 and clean is not None:
+            result[n].append(clean)
+            continue
+        correct = 0
+        for i in range(0, len(x), batch_size):
+            xb = corrupt(x[i:i + batch_size], n, s, seed=seed + i)
+            correct += int((model(xb).argmax(1) == y[i:i + batch_size]).sum())
+        acc = correct / len(x)
+        if s == 0:
+            clean = acc
+        result[n].append(acc)
+    return result

@@ -1,0 +1,129 @@
+"""Pictures the lessons use again and again: image grids, heat-map overlays, curves, top-k bars."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["to_numpy_image", "show_images", "show_heatmap", "plot_curves", "show_topk"]
+
+
+def to_numpy_image(x: torch.Tensor) -> np.ndarray:
+    """``(C, H, W)`` or ``(1, C, H, W)`` tensor in [0, 1] -> ``(H, W)`` or ``(H, W, 3)`` array for imshow."""
+    x = x.detach().float().cpu()
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    if x.dim() == 2:
+        return x.numpy()
+    if x.dim() != 3:
+        raise ValueError(f"expected an image (C, H, W), got shape {tuple(x.shape)}")
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def _name(i, class_names):
+    i = int(i)
+    return class_names[i] if class_names is not None and 0 <= i < len(class_names) else str(i)
+
+
+def show_images(x: torch.Tensor, labels=None, preds=None, class_names=None, ncols: int = 8,
+                title: str | None = None, size: float = 1.6, axes=None):
+    """A grid of images; each titled with its label, or ``pred (label)`` in green/red when ``preds`` is given.
+
+    Returns the matplotlib figure.
+    """
+    n = len(x)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    if axes is None:
+        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+                                 squeeze=False)
+        axes = axes.ravel()
+    else:
+        axes = np.asarray(axes).ravel()
+        fig = axes[0].figure
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = to_numpy_image(x[i])
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        if preds is not None:
+            text = _name(preds[i], class_names)
+            color = "black"
+            if labels is not None:
+                ok = int(preds[i]) == int(labels[i])
+                color = "tab:green" if ok else "tab:red"
+                text = text if ok else f"{text}\n(true: {_name(labels[i], class_names)})"
+            ax.set_title(text, fontsize=8, color=color)
+        elif labels is not None:
+            ax.set_title(_name(labels[i], class_names), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet", ax=None,
+                 title: str | None = None, colorbar: bool = False):
+    """Overlay ``heat`` (``(H, W)``, any range, rescaled to [0, 1] for display) on the image ``x``."""
+    img = to_numpy_image(x)
+    h = heat.detach().float().cpu()
+    while h.dim() > 2:
+        if h.shape[0] != 1:
+            raise ValueError(f"heat must be one map (H, W), got shape {tuple(heat.shape)}")
+        h = h[0]
+    h = h.numpy()
+    lo, hi = float(h.min()), float(h.max())
+    h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+    im = ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=1,
+                   extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    return ax
+
+
+def plot_curves(xs, curves: dict, xlabel: str = "severity", ylabel: str = "accuracy", title: str | None = None,
+                ax=None, ylim=(0, 1.02), chance: float | None = None):
+    """One line per entry of ``curves`` (``{label: [y for each x]}``), e.g. accuracy vs severity or eps."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for label, ys in curves.items():
+        ax.plot(list(xs), list(ys), marker="o", ms=3, label=label)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
+
+
+@torch.no_grad()
+def show_topk(model, x: torch.Tensor, class_names=None, k: int = 5, ax=None, title: str | None = None):
+    """Horizontal bars of the model's top-``k`` softmax probabilities for one image ``x`` ``(1, C, H, W)``."""
+    probs = torch.softmax(model(x), dim=1)[0].cpu()
+    p, idx = probs.topk(k)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 0.35 * k + 0.6))
+    names = [_name(i, class_names) for i in idx]
+    ax.barh(range(k)[::-1], p.numpy(), color="tab:blue")
+    ax.set_yticks(range(k)[::-1], names, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

@@ -1,0 +1,89 @@
+"""Notebook hygiene shared by `make outputs`, `make homework` and tests/test_lessons_hygiene.py."""
+from __future__ import annotations
+
+import re
+
+ABSOLUTE_PATH = re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|[A-Z]:\\\\Users)")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def clean(nb) -> None:
+    """In place: drop widget state, stderr streams, volatile metadata; renumber execution counts 1..n."""
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    lang = nb.metadata.get("language_info", {})
+    nb.metadata["language_info"] = {"name": "python", **({"version": lang["version"]} if "version" in lang else {})}
+    count = 0
+    for cell in nb.cells:
+        for key in ("execution", "collapsed", "scrolled", "jupyter"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and out.name == "stderr":
+                continue  # warnings and progress bars: noise with paths of the machine that ran it
+            if "data" in out:
+                out.data.pop(WIDGET_MIME, None)
+                if not out.data:
+                    continue
+                out.pop("metadata", None) if not out.get("metadata") else None
+            outputs.append(out)
+        cell.outputs = outputs
+        if cell.execution_count is not None:
+            count += 1
+            cell.execution_count = count
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out.execution_count = count
+
+
+def problems(nb) -> list[str]:
+    """What keeps a committed lesson from being clean: stored errors, widget state, paths, numbering, formats."""
+    found = []
+    if "widgets" in nb.metadata:
+        found.append("stores widget state (metadata.widgets)")
+    expected = 0
+    executed = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                found.append(f"cell {i} stores an error: {out.get('ename')}: {out.get('evalue')}")
+            if out.output_type == "stream" and out.name == "stderr":
+                found.append(f"cell {i} stores stderr output")
+            data = out.get("data", {})
+            if WIDGET_MIME in data:
+                found.append(f"cell {i} stores a widget view")
+            for mime in data:
+                if mime.startswith("image/") and mime != "image/png":
+                    found.append(f"cell {i} stores a {mime} figure (PNG expected)")
+            text = str(out.get("text", "")) + "".join(str(v) for k, v in data.items() if k.startswith("text/"))
+            m = ABSOLUTE_PATH.search(text)
+            if m:
+                found.append(f"cell {i} stores an absolute path ({m.group(0)}...)")
+        if cell.source.strip() and cell.execution_count is not None:
+            expected += 1
+            if cell.execution_count != expected:
+                found.append(f"cell {i} has execution count {cell.execution_count}, expected {expected}")
+    if executed and all(c.execution_count is None for c in executed):
+        found.append("was never executed (run `make outputs`)")
+    return found
+
+
+def strip_solutions(nb) -> int:
+    """In place: replace what lies between the solution markers by a placeholder; returns how many."""
+    n = 0
+    pattern = re.compile(rf"^([ \t]*){re.escape(BEGIN)}.*?^[ \t]*{re.escape(END)}[^\n]*", re.S | re.M)
+    for cell in nb.cells:
+        if BEGIN not in cell.source:
+            continue
+        placeholder = (r"\1# YOUR CODE HERE" + "\n" + r"\1raise NotImplementedError()") if cell.cell_type == "code" \
+            else r"\1YOUR ANSWER HERE"
+        cell.source, k = pattern.subn(placeholder, cell.source)
+        n += k
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return n

@@ -1,0 +1,113 @@
+"""Train the course's small CNNs, seeded and reproducibly, and ship their weights in ``data/models/``.
+
+    python scripts/train_models.py                    # all: mnist_cnn, mnist_cnn_b, fashion_cnn
+    python scripts/train_models.py fashion_cnn        # one
+
+Each model's sha256, measured accuracy, training time and recipe go into ``data/MANIFEST.json``.
+Runs on the CPU with 2 threads by default so that the result (and the time) matches the course's machines;
+the same torch version and thread count give byte-identical weights.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from course_lib import seed_everything  # noqa: E402
+from course_lib.data import load_fashion_mnist, load_mnist, make_loader  # noqa: E402
+from course_lib.models import MODEL_SPECS, build_model  # noqa: E402
+from course_lib.training import accuracy, train  # noqa: E402
+
+RECIPES = {
+    "mnist_cnn": {"seed": 0, "epochs": 10, "lr": 3e-3, "shift": 2, "flip": False},
+    "mnist_cnn_b": {"seed": 1, "epochs": 8, "lr": 3e-3, "shift": 2, "flip": False},
+    "fashion_cnn": {"seed": 0, "epochs": 10, "lr": 3e-3, "shift": 2, "flip": True},
+}
+
+
+def augment(shift: int, flip: bool, generator: torch.Generator):
+    """A ``transform(model, x, y)`` for :func:`course_lib.training.train`: random shifts (and flips)."""
+    def transform(model, x, y):
+        b, _, h, w = x.shape
+        padded = F.pad(x, (shift, shift, shift, shift))
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h))[:, :, None].expand(b, h, w)
+        cols = (dx[:, None] + torch.arange(w))[:, None, :].expand(b, h, w)
+        out = padded[torch.arange(b)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+        if flip:
+            mask = torch.rand(b, generator=generator) < 0.5
+            out = torch.where(mask[:, None, None, None], out.flip(-1), out)
+        return out.contiguous()
+    return transform
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_one(name: str) -> dict:
+    r = RECIPES[name]
+    spec = MODEL_SPECS[name]
+    loader_fn = load_mnist if spec["dataset"] == "mnist" else load_fashion_mnist
+    x_tr, y_tr = loader_fn("train")
+    x_te, y_te = loader_fn("test")
+    seed_everything(r["seed"])
+    model = build_model(name)
+    loader = make_loader(x_tr, y_tr, batch_size=128, shuffle=True, seed=r["seed"])
+    gen = torch.Generator().manual_seed(r["seed"] + 1000)
+    print(f"training {name}: {len(x_tr)} images, {r['epochs']} epochs", flush=True)
+    hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=5e-4,
+                 transform=augment(r["shift"], r["flip"], gen), val_data=(x_te, y_te))
+    acc = accuracy(model, x_te, y_te)
+    out = ROOT / "data" / spec["file"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out)
+    split = ("held-out MNIST (2,000 images from the official TRAINING set, not the official test set)"
+             if spec["dataset"] == "mnist" else "official Fashion-MNIST test set (10,000 images)")
+    print(f"{name}: accuracy {acc:.4f} on {split}; {hist['seconds']:.0f} s", flush=True)
+    return {
+        "sha256": sha256(out), "bytes": out.stat().st_size,
+        "license": "trained for this course (MIT)",
+        "contents": f"state_dict of course_lib.models.SmallCNN{spec['kwargs']} ({name}), trained by "
+                    f"scripts/train_models.py on {len(x_tr)} {spec['dataset']} training images",
+        "accuracy": round(acc, 4), "evaluated_on": split,
+        "training": {**r, "optimizer": "AdamW, weight decay 5e-4, one-cycle lr", "batch_size": 128,
+                     "seconds": round(hist["seconds"], 1), "threads": torch.get_num_threads(),
+                     "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                     "val_acc_per_epoch": [round(a, 4) for a in hist["val_acc"]]},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", help=f"models to train (default: all of {list(RECIPES)})")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    unknown = [n for n in args.names if n not in RECIPES]
+    if unknown:
+        p.error(f"unknown model(s) {unknown}; choose from {list(RECIPES)}")
+    args.names = args.names or list(RECIPES)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    manifest_path = ROOT / "data" / "MANIFEST.json"
+    for name in args.names:
+        entry = train_one(name)
+        manifest = json.loads(manifest_path.read_text())  # re-read: another run may have written meanwhile
+        manifest["files"][MODEL_SPECS[name]["file"]] = entry
+        manifest["files"] = dict(sorted(manifest["files"].items()))
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
