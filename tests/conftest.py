@@ -1,0 +1,39 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def root():
+    return ROOT
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A private copy of data/ selected through COURSE_DATA, with course_lib's caches cleared around the test."""
+    import course_lib.data as data
+
+    dst = tmp_path / "data"
+    shutil.copytree(ROOT / "data", dst)
+    monkeypatch.setenv("COURSE_DATA", str(dst))
+    data._manifest.cache_clear()
+    data._npz.cache_clear()
+    yield dst
+    data._manifest.cache_clear()
+    data._npz.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    from course_lib.data import load_mnist
+
+    return load_mnist("test")

