@@ -17,6 +17,18 @@ __version__ = "0.1.0"
 
 __all__ = ["device", "seed_everything", "__version__"]
 
+_SUBMODULES = {"data", "models", "training", "corruptions", "plot", "homework", "explain", "attacks", "defenses",
+               "certify", "widgets"}
+
+
+def __getattr__(name):
+    """``course_lib.data`` etc. work after a plain ``import course_lib`` (imported on first use)."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def device() -> torch.device:
     """The best available device for lessons: CUDA, then Apple MPS, then CPU."""
