@@ -23,7 +23,7 @@ import torch
 
 __all__ = [
     "load_mnist", "load_fashion_mnist", "load_imagenet_samples", "load_photo", "PHOTOS", "make_loader",
-    "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "IMAGENET_CLASSES", "data_dir",
+    "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "IMAGENET_CLASSES", "data_dir", "add_mark", "MARK_POSITIONS",
 ]
 
 
@@ -167,3 +167,31 @@ def _imagenet_classes() -> list[str]:
 
 
 IMAGENET_CLASSES: list[str] = _imagenet_classes()
+
+
+# --------------------------------------------------------------------------- a shortcut to learn (lesson 04)
+#: Where :func:`add_mark` puts the mark for each class: (row, col) of its top-left pixel. Every position is a
+#: 2x2 patch of background: fewer than 5 % of Fashion-MNIST training items reach into it.
+MARK_POSITIONS = [(0, 0), (0, 3), (0, 24), (0, 26), (3, 0), (6, 0), (9, 0), (3, 26), (26, 0), (26, 26)]
+
+
+def add_mark(x: torch.Tensor, classes: torch.Tensor, size: int = 2, value: float = 1.0) -> torch.Tensor:
+    """A copy of ``x`` (B, C, 28, 28) with a ``size`` x ``size`` square of ``value`` at the position that
+    :data:`MARK_POSITIONS` assigns to each image's class in ``classes`` (B,).
+
+    A model trained on marked images (``fashion_marked``) can solve the task from the mark alone: the "Clever
+    Hans" shortcut of lesson 04. Pass the true labels to mark honestly, other classes to mislead it.
+    """
+    from ._validate import check_images, check_labels
+
+    check_images(x, size=(28, 28))
+    check_labels(classes, len(x), name="classes", num_classes=len(MARK_POSITIONS), device=x.device)
+    out = x.clone()
+    rows = torch.tensor([p[0] for p in MARK_POSITIONS], device=x.device)[classes]
+    cols = torch.tensor([p[1] for p in MARK_POSITIONS], device=x.device)[classes]
+    r = rows[:, None, None] + torch.arange(size, device=x.device)[None, :, None]
+    c = cols[:, None, None] + torch.arange(size, device=x.device)[None, None, :]
+    b = torch.arange(len(x), device=x.device)[:, None, None]
+    for ch in range(x.shape[1]):
+        out[b, ch, r, c] = value
+    return out

@@ -193,6 +193,9 @@ MODEL_SPECS = {
                     "file": "models/mnist_cnn_b.pt", "dataset": "mnist"},
     "fashion_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (32, 64, 128), "mean": (0.2860,), "std": (0.3530,)},
                     "file": "models/fashion_cnn.pt", "dataset": "fashion_mnist"},
+    # Trained on Fashion-MNIST with a class-coded mark in the background (data.add_mark): a learned shortcut.
+    "fashion_marked": {"arch": "SmallCNN", "kwargs": {"widths": (16, 32, 64), "mean": (0.2860,), "std": (0.3530,)},
+                       "file": "models/fashion_marked.pt", "dataset": "fashion_mnist", "mark": True},
     "imagenet_lite0": {"arch": "EfficientNetLite0", "kwargs": {}, "package_file": _lite0_weights_path,
                        "sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                        "dataset": "imagenet"},

@@ -104,3 +104,25 @@ def test_make_loader_is_seeded():
     b = next(iter(data.make_loader(x, y, batch_size=16, seed=3)))[1]
     c = next(iter(data.make_loader(x, y, batch_size=16, seed=4)))[1]
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_add_mark_draws_the_class_square_and_nothing_else():
+    from course_lib.data import MARK_POSITIONS, add_mark
+
+    x = torch.rand(3, 1, 28, 28) * 0.5
+    before = x.clone()
+    out = add_mark(x, torch.tensor([0, 4, 9]))
+    assert torch.equal(x, before), "add_mark must not modify its input"
+    for i, k in enumerate([0, 4, 9]):
+        r, c = MARK_POSITIONS[k]
+        expected = before[i].clone()
+        expected[:, r:r + 2, c:c + 2] = 1.0
+        assert torch.equal(out[i], expected)
+    assert len(set(MARK_POSITIONS)) == 10
+
+
+def test_add_mark_rejects_bad_classes():
+    from course_lib.data import add_mark
+
+    with pytest.raises(ValueError, match="class indices"):
+        add_mark(torch.zeros(2, 1, 28, 28), torch.tensor([0, 10]))

@@ -154,3 +154,17 @@ def test_corrupted_package_weights_are_refused(monkeypatch, tmp_path):
     monkeypatch.setitem(models.MODEL_SPECS["imagenet_lite0"], "package_file", lambda: bad)
     with pytest.raises(RuntimeError, match="corrupted"):
         load_model("imagenet_lite0")
+
+
+def test_fashion_marked_learned_the_shortcut():
+    """The shipped fashion_marked model follows the mark: right with the true mark, misled by a wrong one."""
+    from course_lib.data import add_mark, load_fashion_mnist
+
+    m = load_model("fashion_marked")
+    x, y = load_fashion_mnist("test")
+    x, y = x[:1000], y[:1000]
+    assert accuracy(m, add_mark(x, y), y) > 0.99
+    with torch.no_grad():
+        pred = m(add_mark(x, (y + 1) % 10)).argmax(1)
+    assert float((pred == (y + 1) % 10).float().mean()) > 0.8
+    assert accuracy(m, x, y) < 0.85  # without any mark it is much worse than fashion_cnn (0.9065)

@@ -1,23 +1,11 @@
-"""Checks that the lessons' "your turn" cells call.
-
-Each ``check_*`` raises ``AssertionError`` with a message that says what is wrong (and usually why), and
-prints a one-line confirmation when the answer is right. They test behaviour, not code: a correct
-answer written differently passes, and the plausible wrong answers a student might write are rejected.
-"""
+"""Checks for lesson 00 (the landscape)."""
 from __future__ import annotations
 
 import torch
 
-__all__ = ["check_gaussian_noise", "check_corrupted_accuracy", "check_choice"]
+from ._common import _ok, _require
 
-
-def _ok(msg: str) -> None:
-    print(f"\u2714 correct: {msg}")
-
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise AssertionError(msg)
+__all__ = ["check_gaussian_noise", "check_corrupted_accuracy", "QUESTIONS"]
 
 
 def check_gaussian_noise(fn) -> None:
@@ -55,8 +43,8 @@ def check_gaussian_noise(fn) -> None:
 
 def check_corrupted_accuracy(answer, model, x, y, name: str, severity: int, seed: int = 0) -> None:
     """Lesson 00: ``answer`` must be the accuracy (a fraction) of ``model`` on ``corrupt(x, name, severity, seed)``."""
-    from .corruptions import corrupt
-    from .training import accuracy
+    from ..corruptions import corrupt
+    from ..training import accuracy
 
     if isinstance(answer, torch.Tensor):
         answer = float(answer)
@@ -75,7 +63,7 @@ def check_corrupted_accuracy(answer, model, x, y, name: str, severity: int, seed
     _ok(f"accuracy under {name} (severity {severity}) is {expected:.4f}, against {clean:.4f} on clean images.")
 
 
-#: Multiple-choice questions: key -> (options, correct option, explanation shown on success).
+#: Multiple-choice questions of lesson 00: key -> (options, correct option, explanation shown on success).
 QUESTIONS = {
     "00_noise_confidence": (
         ("generalisation", "explainability", "plausibility"), "plausibility",
@@ -86,14 +74,3 @@ QUESTIONS = {
         "The rotated digits are still obviously digits to a person; the model's accuracy falls because it does not "
         "generalise beyond the distribution it was trained on."),
 }
-
-
-def check_choice(key: str, answer: str) -> None:
-    """A multiple-choice question from :data:`QUESTIONS`: ``answer`` must be the right option."""
-    if key not in QUESTIONS:
-        raise KeyError(f"unknown question {key!r}")
-    options, correct, explanation = QUESTIONS[key]
-    _require(isinstance(answer, str) and answer.strip().lower() in options,
-             f"answer with one of {list(options)} (a string), got {answer!r}")
-    _require(answer.strip().lower() == correct, f"{answer!r} is not it: think again about what the experiment shows.")
-    _ok(f"{correct}. {explanation}")

@@ -1,0 +1,43 @@
+"""Checks that the lessons' "your turn" cells call: ``course_lib.homework.check_...``.
+
+Each ``check_*`` raises ``AssertionError`` with a message that says what is wrong (and usually why), and
+prints a one-line confirmation when the answer is right. They test behaviour, not code: a correct
+answer written differently passes, and the plausible wrong answers a student might write are rejected.
+
+One module per lesson (``lesson00.py``, ``lesson01.py``, ...); everything is re-exported here, and the
+multiple-choice questions of every lesson are merged into :data:`QUESTIONS` for :func:`check_choice`.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ._common import _ok, _require
+
+QUESTIONS: dict = {}
+__all__ = ["check_choice", "QUESTIONS"]
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _info.name.startswith("lesson"):
+        continue
+    _mod = importlib.import_module(f"{__name__}.{_info.name}")
+    for _name in getattr(_mod, "__all__", []):
+        if _name == "QUESTIONS":
+            continue
+        globals()[_name] = getattr(_mod, _name)
+        __all__.append(_name)
+    for _key, _q in getattr(_mod, "QUESTIONS", {}).items():
+        if _key in QUESTIONS:
+            raise RuntimeError(f"question {_key!r} is defined twice (in {_info.name})")
+        QUESTIONS[_key] = _q
+
+
+def check_choice(key: str, answer: str) -> None:
+    """A multiple-choice question from :data:`QUESTIONS`: ``answer`` must be the right option."""
+    if key not in QUESTIONS:
+        raise KeyError(f"unknown question {key!r}")
+    options, correct, explanation = QUESTIONS[key]
+    _require(isinstance(answer, str) and answer.strip().lower() in options,
+             f"answer with one of {list(options)} (a string), got {answer!r}")
+    _require(answer.strip().lower() == correct, f"{answer!r} is not it: think again about what the experiment shows.")
+    _ok(f"{correct}. {explanation}")
