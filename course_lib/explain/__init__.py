@@ -1,0 +1,40 @@
+"""Explanations: which parts of the input made the model decide as it did.
+
+One module per family, each with the formula and the paper in its docstring:
+
+* :mod:`.saliency`   gradients: saliency (Simonyan et al.), SmoothGrad, Integrated Gradients
+* :mod:`.cam`        CAM (Zhou et al.) and Grad-CAM (Selvaraju et al.)
+* :mod:`.occlusion`  occlusion sensitivity (Zeiler & Fergus)
+* :mod:`.games`      a model and an image as a cooperative game over players (superpixels, patches)
+* :mod:`.shapley`    Shapley values: exact, permutation sampling, KernelSHAP
+* :mod:`.lime`       LIME (Ribeiro et al.)
+* :mod:`.featurevis` feature maps and activation maximisation
+* :mod:`.metrics`    how good is an explanation: deletion/insertion, stability, sanity checks, consistency
+
+Every function leaves the model's mode, its parameters' ``requires_grad`` and its inputs untouched, removes
+its hooks (also on error) and returns detached tensors on the input's device.
+"""
+from .cam import cam, grad_cam
+from .featurevis import activation_maximization, feature_maps
+from .games import as_game, image_game, patch_segments, superpixel_segments
+from .lime import lime
+from .metrics import (
+    deletion_auc,
+    insertion_auc,
+    max_sensitivity,
+    randomization_check,
+    rank_correlation,
+    selectivity,
+    time_per_image,
+)
+from .occlusion import occlusion
+from .saliency import integrated_gradients, saliency, smoothgrad
+from .shapley import kernel_shap, shapley_exact, shapley_permutation
+
+__all__ = [
+    "saliency", "smoothgrad", "integrated_gradients", "cam", "grad_cam", "occlusion",
+    "image_game", "as_game", "superpixel_segments", "patch_segments",
+    "shapley_exact", "shapley_permutation", "kernel_shap",
+    "lime", "feature_maps", "activation_maximization", "deletion_auc", "insertion_auc", "max_sensitivity",
+    "randomization_check", "rank_correlation", "selectivity", "time_per_image",
+]

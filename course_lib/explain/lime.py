@@ -1,0 +1,91 @@
+"""LIME (Ribeiro, Singh & Guestrin, KDD 2016): explain one prediction by a linear model fitted around it.
+
+Perturb the input by switching players (superpixels, patches) off, ask the model, and fit a linear model
+``g(z) = b + sum_i c_i z_i`` to the answers, weighting each perturbation by how close it is to the original:
+
+    c = argmin_{b, c}  sum_k π(z_k) ( v(z_k) - b - c·z_k )^2  +  alpha ||c||^2,
+    π(z) = exp( -d(z, 1)^2 / kernel_width^2 ),   d(z, 1) = 1 - cos(z, 1) = 1 - sqrt(|z| / n)   (d(0, 1) = 1).
+
+The coefficients ``c_i`` are the explanation. Unlike Shapley values they depend on the sampling distribution,
+the kernel and the regularisation, and they need not add up to ``v(N) - v(∅)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._validate import check_in
+from .games import Evaluator, check_count, check_players, generator
+
+__all__ = ["lime"]
+
+
+def lime(value, n_players: int, n_samples: int = 1000, kernel_width: float = 0.25, seed=None, *,
+         alpha: float = 1e-3, sampling: str = "size", return_intercept: bool = False):
+    """LIME weights of a local linear model around the all-players coalition (Ribeiro et al., KDD 2016).
+
+    Draws ``n_samples`` coalitions ``z ∈ {0, 1}^n``: the first is all ones (the original image), the others
+    (``sampling="size"``, as the lime package does for text) switch off a number of players drawn uniformly from
+    ``1..n`` and then which ones uniformly, so every coalition size ``0..n-1`` is equally likely;
+    ``sampling="bernoulli"`` keeps each player with probability 1/2 as lime's image explainer does. Each sample
+    is weighted by ``π(z) = exp(-d(z, 1)^2 / kernel_width^2)``, ``d`` the cosine distance to the all-ones vector,
+    and a weighted ridge regression with an unpenalised intercept is solved in closed form in float64:
+
+        c = (Z_c^T Π Z_c + alpha I)^{-1} Z_c^T Π y_c,   b = ȳ - z̄·c,
+
+    with ``z̄, ȳ`` the π-weighted means and ``Z_c, y_c`` the centred data (what ``sklearn.linear_model.Ridge`` fits
+    with ``sample_weight``). Differences from the lime package, chosen so that a linear game ``v(z) = b + c·z``
+    is recovered: lime fits ``Ridge(alpha=1)``, which shrinks the weights visibly, and its kernel is
+    ``sqrt(exp(-d^2 / w^2)) = exp(-d^2 / (2 w^2))`` (LimeTextExplainer also multiplies cosine distances by 100,
+    with width 25); here the kernel is the paper's ``exp(-d^2 / w^2)`` and ``alpha`` is small. To mimic
+    ``LimeImageExplainer`` use ``sampling="bernoulli", kernel_width=0.25 * 2 ** 0.5, alpha=1``.
+
+    Args:
+        value: value function ``value(masks: bool (K, n)) -> (K,)``, e.g. from :func:`.games.image_game`.
+        n_players: the number of players ``n``.
+        n_samples: coalitions evaluated, the original included (default 1000); exactly this many evaluations.
+        kernel_width: width ``w`` of the exponential kernel on the cosine distance (default 0.25).
+        seed: int, CPU ``torch.Generator`` or None (fresh randomness).
+        alpha: ridge penalty on the coefficients (default 1e-3: small enough to recover a linear game, large
+            enough to keep the system regular; 0 gives weighted least squares, minimum-norm if underdetermined).
+        sampling: ``"size"`` (default) or ``"bernoulli"``, see above.
+        return_intercept: also return the intercept ``b`` (a 0-dim tensor).
+
+    Returns:
+        the coefficients ``c`` ``(n_players,)`` on the device and in the dtype of the game's values,
+        or ``(c, b)`` with ``return_intercept=True``.
+    """
+    n = check_players(value, n_players)
+    n_samples = check_count(n_samples, "n_samples", 2)
+    check_in(sampling, {"size", "bernoulli"}, "sampling")
+    if not isinstance(kernel_width, (int, float)) or isinstance(kernel_width, bool) or not kernel_width > 0:
+        raise ValueError(f"kernel_width must be a positive number, got {kernel_width!r}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not alpha >= 0:
+        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
+    gen = generator(seed)
+    z = torch.ones(n_samples, n, dtype=torch.bool)
+    if sampling == "size":
+        n_off = torch.randint(1, n + 1, (n_samples - 1, 1), generator=gen)
+        z[1:] = torch.rand(n_samples - 1, n, generator=gen).argsort(1) >= n_off   # a random n_off players off
+    else:
+        z[1:] = torch.rand(n_samples - 1, n, generator=gen) < 0.5
+    evaluate = Evaluator(value, n)
+    y = evaluate(z)
+    # small dense algebra in numpy, the Gram matrix by einsum (no BLAS): multi-threaded BLAS on matrices this
+    # small can take 100 times longer than the arithmetic when the CPU is busy
+    zf, y = z.numpy().astype(np.float64), y.numpy()
+    distance = 1 - np.sqrt(zf.sum(1) / n)        # cosine distance to all ones; the empty coalition gets 1
+    pi = np.exp(-distance ** 2 / kernel_width ** 2)
+    z_mean = pi @ zf / pi.sum()
+    y_mean = pi @ y / pi.sum()
+    zc, yc = zf - z_mean, y - y_mean
+    gram = np.einsum("ki,kj->ij", zc * pi[:, None], zc) + alpha * np.eye(n)
+    rhs = (pi * yc) @ zc
+    if alpha > 0:
+        coef = np.linalg.solve(gram, rhs)
+    else:
+        coef = np.linalg.pinv(gram, hermitian=True) @ rhs
+    coef_out = evaluate.result(torch.from_numpy(coef))
+    if return_intercept:
+        return coef_out, evaluate.result(torch.tensor(y_mean - z_mean @ coef))
+    return coef_out

@@ -1,0 +1,97 @@
+"""Occlusion sensitivity (Zeiler & Fergus, ECCV 2014): cover a patch of the image, see how much the score drops.
+
+No gradients: only forward passes, so it works for any model, and its answer is easy to state. The price is
+one forward pass per window position and image.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._validate import check_images, check_model
+from ._common import as_baseline, check_batch_size, check_logits, target_from_logits
+
+__all__ = ["occlusion", "window_starts"]
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a pair (h, w) of positive ints, got {value!r}")
+    return pair
+
+
+def window_starts(size: int, window: int, stride: int) -> list[int]:
+    """Start positions ``0, s, 2s, ...`` along one axis: ``ceil((size - window) / stride) + 1`` of them.
+
+    As in Captum's ``Occlusion``: windows slide until the image is covered, so the last window may stick out
+    of the image and is cut off there. With ``stride > window`` some pixels are covered by no window.
+    """
+    return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
+
+
+def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=None, baseline=0.5,
+              batch_size: int | None = None, progress=None) -> torch.Tensor:
+    """Occlusion sensitivity (Zeiler & Fergus, ECCV 2014)::
+
+        O_c(p) = mean over the windows W that cover pixel p of  [ y_c(x) - y_c(x with W set to the baseline) ]
+
+    ``y_c`` is the target logit. Positive: hiding the pixel's neighbourhood lowers the class score (evidence
+    for ``c``); negative: evidence against it. All channels of a window are occluded together.
+
+    Args:
+        model: classifier mapping ``[0, 1]`` images to logits, in eval mode.
+        x: images ``(B, C, H, W)``, float in ``[0, 1]``.
+        target: class ``c``: ``None`` (default) = the predicted class, an int, or a LongTensor ``(B,)``.
+        window: window size, an int or ``(h, w)`` (default 8); at most the image size.
+        stride: step between windows, an int or ``(h, w)``; ``None`` (default) = ``window`` (no overlap).
+            Windows start at ``0, s, 2s, ...`` along each axis until they reach the image's far edge, the
+            last one cut off at the border (Captum's rule, see :func:`window_starts`); pixels covered by no
+            window (only possible when ``stride > window``) get 0.
+        baseline: what an occluded region shows: a float (default 0.5, mid grey) or a tensor broadcastable
+            to ``x`` (e.g. ``(C, 1, 1)`` mean colour, or ``(B, C, H, W)`` blurred images), in ``[0, 1]``.
+        batch_size: occluded images per forward pass; ``None`` (default) = about 2^20 input values per pass
+            (1337 MNIST images, 6 ImageNet images).
+        progress: show a ``tqdm`` progress bar: ``None`` (default) = when more than 200 occluded images
+            are evaluated, ``True`` always, ``False`` never.
+
+    Returns:
+        ``(B, H, W)`` maps, detached, on ``x``'s device (Captum's ``Occlusion`` returns the same map repeated
+        over the channels).
+    """
+    check_images(x)
+    check_model(model, x)
+    batch_size = check_batch_size(batch_size, x)
+    b, _, h, w = x.shape
+    wh, ww = _pair(window, "window")
+    sh, sw = (wh, ww) if stride is None else _pair(stride, "stride")
+    if wh > h or ww > w:
+        raise ValueError(f"window {wh}x{ww} is larger than the images ({h}x{w})")
+    base = as_baseline(baseline, x)
+    windows = [(i, j) for i in window_starts(h, wh, sh) for j in window_starts(w, ww, sw)]
+
+    with torch.no_grad():
+        logits = check_logits(model(x), x)
+        target = target_from_logits(logits, target)
+        clean = logits.gather(1, target[:, None]).squeeze(1)  # (B,)
+        total = torch.zeros(b, h, w, dtype=x.dtype, device=x.device)
+        count = torch.zeros(h, w, dtype=x.dtype, device=x.device)
+        per_pass = max(1, batch_size // b)  # window positions per forward pass
+        chunks = range(0, len(windows), per_pass)
+        show = len(windows) * b > 200 if progress is None else bool(progress)
+        for start in tqdm(chunks, desc="occlusion", disable=not show, leave=False):
+            chunk = windows[start:start + per_pass]
+            k = len(chunk)
+            masks = torch.zeros(k, h, w, dtype=torch.bool, device=x.device)
+            for n, (i, j) in enumerate(chunk):
+                masks[n, i:i + wh, j:j + ww] = True  # slicing cuts the window off at the border
+            occluded = torch.where(masks[:, None, None], base, x)  # (k, B, C, H, W)
+            out = check_logits(model(occluded.flatten(0, 1)), occluded.flatten(0, 1))
+            drop = clean - out.gather(1, target.repeat(k)[:, None]).view(k, b)  # (k, B)
+            maskf = masks.to(x.dtype)
+            total += torch.einsum("kb,khw->bhw", drop, maskf)
+            count += maskf.sum(0)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
