@@ -1,11 +1,30 @@
 """Notebook hygiene shared by `make outputs`, `make homework` and tests/test_lessons_hygiene.py."""
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 ABSOLUTE_PATH = re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|[A-Z]:\\\\Users)")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def shrink_png(b64: str, min_bytes: int = 50_000) -> str:
+    """A large PNG re-encoded with a 256-colour palette (median cut, no dithering) when that saves a third or
+    more; plots and heat maps survive this visibly unchanged, and lessons stay small enough to commit."""
+    raw = base64.b64decode(b64)
+    if len(raw) < min_bytes:
+        return b64
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(raw))
+    if img.mode == "P":  # already a palette image
+        return b64
+    pal = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    pal.save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode() if buf.tell() < 0.67 * len(raw) else b64
 
 
 def clean(nb) -> None:
@@ -26,6 +45,8 @@ def clean(nb) -> None:
                 continue  # warnings and progress bars: noise with paths of the machine that ran it
             if "data" in out:
                 out.data.pop(WIDGET_MIME, None)
+                if "image/png" in out.data:
+                    out.data["image/png"] = shrink_png(out.data["image/png"])
                 if not out.data:
                     continue
                 out.pop("metadata", None) if not out.get("metadata") else None
