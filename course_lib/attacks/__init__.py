@@ -1,0 +1,20 @@
+"""Adversarial attacks: small changes to an image that change a model's decision.
+
+White-box attacks see the model and its gradients; each module holds one attack, with the formula and the
+paper in its docstring:
+
+* :mod:`.fgsm`      the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, 2015)
+* :mod:`.pgd`       Projected Gradient Descent, L-infinity and L2 (Madry et al., 2018)
+* :mod:`.cw`        the Carlini & Wagner L2 attack (2017)
+* :mod:`.evaluate`  success rates, robustness curves over eps, transfer between models (grey box)
+
+``y`` is the true label (untargeted) or the target label (``targeted=True``). Every attack returns the
+adversarial images only, detached, on the input's device, in ``[0, 1]`` and inside its budget; it leaves the
+model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs untouched.
+"""
+from .cw import carlini_wagner
+from .evaluate import attack_sweep, success_mask, success_rate, transfer
+from .fgsm import fgsm
+from .pgd import pgd
+
+__all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask"]

@@ -1,0 +1,127 @@
+"""Plumbing shared by the white-box attacks: boundary checks, the loss an attack climbs, success, seeded noise.
+
+Every attack *ascends* one objective ``J``: for an untargeted attack ``J = L(f(x), y)`` (push the true class
+away), for a targeted one ``J = -L(f(x), t)`` (pull the target class in). So the update rule is written once,
+with a plus sign, and ``targeted`` only flips the objective.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validate import check_images, check_in, check_labels, check_model
+
+LOSSES = ("ce", "margin")
+
+
+def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y") -> int:
+    """Check the model, the images and the labels; return the number of classes K.
+
+    One forward pass on a single image gives K, so that a label ``>= K`` is an error here and not an index
+    error deep inside the attack.
+    """
+    check_images(x)
+    check_model(model, x)
+    check_labels(y, x.shape[0], name=name, device=x.device)
+    with torch.no_grad():
+        logits = model(x[:1])
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != 1:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must return logits of shape (B, num_classes), got {got} for one image")
+    k = logits.shape[1]
+    check_labels(y, x.shape[0], name=name, num_classes=k)
+    return k
+
+
+def check_eps(eps, name: str = "eps") -> float:
+    """``eps`` as a float, which must be finite and ``>= 0``."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def check_positive(value, name: str) -> float:
+    """``value`` as a float, which must be finite and ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_count(value, name: str, minimum: int = 0) -> int:
+    """``value`` as an int, which must be ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_loss(loss: str) -> str:
+    return check_in(loss, set(LOSSES), "loss")
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``Z_y - max_{i != y} Z_i`` per image ``(B,)``: positive while the model still says ``y``."""
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return z_y - others.amax(1)
+
+
+def objective(logits: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str = "ce") -> torch.Tensor:
+    """The objective ``J`` per image ``(B,)`` that an attack ascends.
+
+    ``loss="ce"``: cross-entropy ``L = -log softmax(Z)_y``; ``loss="margin"``: ``L = -(Z_y - max_{i!=y} Z_i)``
+    (the logit margin of Carlini & Wagner, unclipped). Untargeted: ``J = L(Z, y)``; targeted: ``J = -L(Z, t)``.
+    """
+    per_image = F.cross_entropy(logits, y, reduction="none") if loss == "ce" else -margin(logits, y)
+    return -per_image if targeted else per_image
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool,
+                   loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dJ/dx, logits)`` for the whole batch in one forward and one backward pass.
+
+    ``torch.autograd.grad`` w.r.t. a detached copy of ``x`` only: no parameter's ``.grad`` is written, frozen
+    models work, and grad mode is switched on locally so callers inside ``torch.no_grad()`` work too. The sum
+    over the batch is fine because images do not interact in an eval-mode model: each image gets its own
+    gradient.
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = model(xg)
+        (grad,) = torch.autograd.grad(objective(logits, y, targeted, loss).sum(), xg)
+    return grad, logits.detach()
+
+
+def is_success(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Bool ``(B,)``: misclassified (untargeted, ``y`` = true label) or classified as ``y`` (targeted)."""
+    pred = logits.argmax(1)
+    return pred == y if targeted else pred != y
+
+
+def generator(device: torch.device, seed) -> torch.Generator:
+    """A private generator on ``device`` (the global RNG is never touched).
+
+    ``seed``: an int (same seed, same numbers), a ``torch.Generator`` (used as is) or ``None`` (fresh entropy).
+    """
+    if isinstance(seed, torch.Generator):
+        return seed
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    elif isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def per_image_norm(t: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each image ``(B,)`` (over channels and pixels)."""
+    return t.flatten(1).norm(dim=1)
+
+
+def expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-image ``(B,)`` tensor viewed as ``(B, 1, 1, 1)`` to broadcast against images."""
+    return v.view(-1, *([1] * (like.dim() - 1)))

@@ -1,0 +1,201 @@
+"""How well does an attack work? Success rates, robustness curves over eps, and transfer between models.
+
+* :func:`success_mask`, :func:`success_rate`  fooled or not, per image and on average
+* :func:`attack_sweep`  accuracy under attack for a list of budgets eps: the robustness curve
+* :func:`transfer`      craft on one model, test on another: the grey-box threat model (Papernot et al., 2016),
+  where the attacker knows the task and the data but not the deployed model's weights
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._validate import check_labels, check_model
+from ._common import check_count, prepare
+from .cw import carlini_wagner
+from .fgsm import fgsm
+from .pgd import pgd
+
+__all__ = ["success_mask", "success_rate", "attack_sweep", "transfer"]
+
+_VALUES_PER_BATCH = 2 ** 20  # input values per forward pass when predicting: 1337 MNIST or 6 ImageNet images
+
+
+def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The predicted classes ``(B,)``, in chunks of about a million input values, without gradients."""
+    chunk = max(1, _VALUES_PER_BATCH // x[0].numel())
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + chunk]).argmax(1) for i in range(0, x.shape[0], chunk)])
+
+
+def success_mask(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
+    """Bool ``(B,)``: ``model`` misclassifies ``x_adv`` (untargeted: ``argmax f(x') != y``, ``y`` the true
+    labels) or classifies it as the target (targeted: ``argmax f(x') == y``, ``y`` the targets).
+
+    An image the model already got wrong before the attack counts as a success of an untargeted attack:
+    that is the convention of robust accuracy, ``accuracy = 1 - success rate``.
+    """
+    prepare(model, x_adv, y)
+    pred = predict(model, x_adv)
+    return pred == y if targeted else pred != y
+
+
+def success_rate(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> float:
+    """The fraction of images in ``x_adv`` on which the attack succeeds (see :func:`success_mask`)."""
+    return success_mask(model, x_adv, y, targeted).double().mean().item()
+
+
+# --------------------------------------------------------------------------- attacks by name
+def _run_fgsm(model, x, y, eps, targeted=False, **kw):
+    return fgsm(model, x, y, eps, targeted=targeted, **kw)
+
+
+def _run_pgd(model, x, y, eps, targeted=False, alpha=None, steps=40, **kw):
+    """PGD with ``alpha = 2.5 * eps / steps`` unless given (the step size that lets ``steps`` steps cross the
+    ball and back, the rule of thumb of Madry's group), so one call serves a whole range of eps."""
+    check_count(steps, "steps")
+    if eps == 0:  # the ball is the point x: nothing to search
+        return x.detach().clone()
+    if alpha is None:
+        alpha = 2.5 * eps / max(steps, 1)
+    return pgd(model, x, y, eps, alpha, steps, targeted=targeted, **kw)
+
+
+def _run_cw(model, x, y, targeted=False, **kw):
+    return carlini_wagner(model, x, y, targeted=targeted, **kw)
+
+
+_BY_NAME = {"fgsm": _run_fgsm, "pgd": _run_pgd, "cw": _run_cw, "carlini_wagner": _run_cw}
+_BY_FUNCTION = {fgsm: _run_fgsm, pgd: _run_pgd, carlini_wagner: _run_cw}
+
+
+def _resolve(attack, needs_eps: bool):
+    """A callable ``run(model, x, y, [eps,] targeted=..., **kw)`` for a name, a course attack or any callable."""
+    if isinstance(attack, str):
+        if attack not in _BY_NAME:
+            raise ValueError(f"attack must be one of {sorted(_BY_NAME)} or a callable, got {attack!r}")
+        run = _BY_NAME[attack]
+    elif callable(attack):
+        run = _BY_FUNCTION.get(attack, attack)
+    else:
+        raise TypeError(f"attack must be a name such as 'pgd' or a callable, got {type(attack).__name__}")
+    if needs_eps and run is _run_cw:
+        raise ValueError("carlini_wagner has no budget eps: it searches the smallest perturbation; "
+                         "sweep an eps-bounded attack such as 'fgsm' or 'pgd'")
+    return run
+
+
+# --------------------------------------------------------------------------- robustness curves
+def attack_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, eps_values, targeted: bool = False,
+                 y_true: torch.Tensor | None = None, progress: bool = True, return_adv: bool = False, **kw) -> dict:
+    """Run ``attack`` at every budget in ``eps_values``: the data of a robustness curve (accuracy against eps).
+
+    For each ``eps``: ``x' = attack(model, x, y, eps, targeted=targeted, **kw)``, then success per image
+    (misclassified, or classified as the target when ``targeted``) and the accuracy ``mean(argmax f(x') = y)``.
+
+    Args:
+        model: classifier mapping ``[0, 1]`` images to logits, in eval mode, on ``x``'s device.
+        x: images ``(B, C, H, W)`` in ``[0, 1]``.
+        y: LongTensor ``(B,)``: true labels (untargeted) or targets (``targeted=True``).
+        attack: ``"fgsm"``, ``"pgd"`` (``steps=40``, ``alpha = 2.5 * eps / steps`` unless given in ``kw``) or
+            any callable ``attack(model, x, y, eps, targeted=..., **kw) -> x_adv`` (``fgsm`` and ``pgd``
+            themselves get the same defaults as their names).
+        eps_values: the budgets, finite numbers ``>= 0`` (include 0 for the clean accuracy).
+        targeted: passed to the attack (default ``False``).
+        y_true: the true labels when ``targeted`` (optional): the accuracy is measured against them. Without
+            them a targeted sweep has ``accuracy=None``.
+        progress: show a tqdm progress bar over eps (default ``True``).
+        return_adv: also return the adversarial images of every eps (default ``False``).
+        **kw: passed to the attack, e.g. ``steps=20``, ``norm="l2"``, ``seed=0``.
+
+    Returns:
+        dict with ``"eps"`` (list of floats), ``"success"`` (bool ``(E, B)``), ``"success_rate"`` (``(E,)``),
+        ``"accuracy"`` (``(E,)`` or ``None``), and ``"x_adv"`` (list of ``(B, C, H, W)``) with ``return_adv``.
+    """
+    prepare(model, x, y)
+    run = _resolve(attack, needs_eps=True)
+    try:
+        eps_list = [float(e) for e in eps_values]
+    except (TypeError, ValueError):
+        raise TypeError(f"eps_values must be a sequence of numbers, got {eps_values!r}") from None
+    if not eps_list or any(not math.isfinite(e) or e < 0 for e in eps_list):
+        raise ValueError(f"eps_values must be a non-empty sequence of finite numbers >= 0, got {eps_list}")
+    labels = y
+    if targeted:
+        labels = None if y_true is None else check_labels(y_true, x.shape[0], "y_true", device=x.device)
+
+    success, accuracy, advs = [], [], []
+    for eps in tqdm(eps_list, desc=f"{getattr(attack, '__name__', attack)} sweep", disable=not progress):
+        x_adv = run(model, x, y, eps, targeted=targeted, **kw)
+        pred = predict(model, x_adv)
+        success.append(pred == y if targeted else pred != y)
+        if labels is not None:
+            accuracy.append((pred == labels).double().mean())
+        if return_adv:
+            advs.append(x_adv)
+    success = torch.stack(success)
+    out = {"eps": eps_list, "success": success, "success_rate": success.double().mean(1),
+           "accuracy": torch.stack(accuracy) if accuracy else None}
+    if return_adv:
+        out["x_adv"] = advs
+    return out
+
+
+# --------------------------------------------------------------------------- transfer (grey box)
+def transfer(source_model: nn.Module, target_model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack,
+             targeted: bool = False, y_true: torch.Tensor | None = None, **kw) -> dict:
+    """Craft adversarial images on ``source_model`` (white box) and test them on ``target_model``, whose
+    gradients the attacker never used: do adversarial examples transfer? (Szegedy et al., 2014; Papernot,
+    McDaniel & Goodfellow, 2016.)
+
+    Args:
+        source_model, target_model: classifiers in eval mode, on ``x``'s device, with the same classes.
+        x: images ``(B, C, H, W)`` in ``[0, 1]``.
+        y: LongTensor ``(B,)``: true labels (untargeted) or targets (``targeted=True``).
+        attack: ``"fgsm"``, ``"pgd"``, ``"cw"`` or a callable ``attack(model, x, y, targeted=..., **kw)``;
+            pass its budget in ``kw``, e.g. ``eps=0.2``.
+        targeted: passed to the attack (default ``False``).
+        y_true: the true labels when ``targeted`` (optional), for the accuracies.
+        **kw: passed to the attack.
+
+    Returns:
+        dict with ``"x_adv"``; ``"source_clean_accuracy"``, ``"source_adv_accuracy"``, ``"target_clean_accuracy"``,
+        ``"target_adv_accuracy"`` (floats, against the true labels; ``None`` when targeted without ``y_true``);
+        ``"source_success_rate"`` (the white-box success on the source); ``"transfer_mask"`` (bool ``(B,)``: the
+        attack succeeds on the target) and ``"transfer_rate"``: the fraction of successes on the target among
+        the ``"n_eligible"`` images it classified correctly before the attack (targeted without ``y_true``:
+        among those it did not already classify as the target); ``nan`` if there are none.
+    """
+    for name, model in (("source_model", source_model), ("target_model", target_model)):
+        check_model(model, x, name=name)
+        prepare(model, x, y)
+    run = _resolve(attack, needs_eps=False)
+    labels = y
+    if targeted:
+        labels = None if y_true is None else check_labels(y_true, x.shape[0], "y_true", device=x.device)
+
+    x_adv = run(source_model, x, y, targeted=targeted, **kw)
+    src_clean, src_adv = predict(source_model, x), predict(source_model, x_adv)
+    tgt_clean, tgt_adv = predict(target_model, x), predict(target_model, x_adv)
+
+    def hit(pred):
+        return pred == y if targeted else pred != y
+
+    def acc(pred):
+        return None if labels is None else (pred == labels).double().mean().item()
+
+    eligible = (tgt_clean == labels) if labels is not None else (tgt_clean != y)
+    transfer_mask = hit(tgt_adv)
+    n = int(eligible.sum())
+    return {
+        "x_adv": x_adv,
+        "source_clean_accuracy": acc(src_clean), "source_adv_accuracy": acc(src_adv),
+        "target_clean_accuracy": acc(tgt_clean), "target_adv_accuracy": acc(tgt_adv),
+        "source_success_rate": hit(src_adv).double().mean().item(),
+        "transfer_mask": transfer_mask,
+        "transfer_rate": transfer_mask[eligible].double().mean().item() if n else math.nan,
+        "n_eligible": n,
+    }
