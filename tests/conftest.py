@@ -37,3 +37,11 @@ def mnist_test():
     from course_lib.data import load_mnist
 
     return load_mnist("test")
+
+
+@pytest.fixture(scope="session")
+def mnist_cnn():
+    """The shipped mnist_cnn in eval mode, loaded once (tests must not change it)."""
+    from course_lib.models import load_model
+
+    return load_model("mnist_cnn")

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attacks import attack_sweep, carlini_wagner, fgsm, pgd, success_mask, success_rate, transfer
-from course_lib.models import load_model
 
 
 # --------------------------------------------------------------------------- small models and data
@@ -59,9 +58,6 @@ def assert_untouched(model, snap):
         assert torch.equal(p.detach(), value)
 
 
-@pytest.fixture(scope="module")
-def mnist_cnn():
-    return load_model("mnist_cnn")
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,6 @@ from course_lib.models import load_model
 
 
 @pytest.fixture(scope="module")
-def mnist_cnn():
-    return load_model("mnist_cnn")
-
-
-@pytest.fixture(scope="module")
 def digits(mnist_test):
     return mnist_test[0][:6]
 

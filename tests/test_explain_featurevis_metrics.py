@@ -36,9 +36,6 @@ class Linear2(nn.Module):
         return torch.stack([s, torch.zeros_like(s)], 1)
 
 
-@pytest.fixture(scope="module")
-def mnist_cnn():
-    return load_model("mnist_cnn")
 
 
 @pytest.fixture(scope="module")

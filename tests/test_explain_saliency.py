@@ -42,9 +42,6 @@ def images(b=2, shape=(2, 5, 5), seed=2, dtype=torch.float64, lo=0.1, hi=0.9):
     return lo + (hi - lo) * torch.rand(b, *shape, generator=g, dtype=dtype)
 
 
-@pytest.fixture(scope="module")
-def mnist_cnn():
-    return load_model("mnist_cnn")
 
 
 @pytest.fixture(scope="module")
