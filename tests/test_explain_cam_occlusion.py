@@ -90,6 +90,10 @@ def test_cam_rejects_models_without_gap_and_linear_head(mnist_cnn, digits):
         cam(no_linear, x)
     relu_head = nn.Sequential(nn.Conv2d(1, 3, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.ReLU(),
                               nn.Linear(3, 3)).eval()
+    with torch.no_grad():  # pooled features (-1, 1, 0.5) for every image: the ReLU changes the logits
+        relu_head[0].weight.zero_()
+        relu_head[0].bias.copy_(torch.tensor([-1.0, 1.0, 0.5]))
+        relu_head[4].weight.copy_(torch.eye(3))
     with pytest.raises(ValueError, match="global average pool"):
         cam(relu_head, x + 0.0, layer="0")
     with pytest.raises(ValueError, match="cam_layer"):
