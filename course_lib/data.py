@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "load_mnist", "load_fashion_mnist", "load_imagenet_samples", "load_photo", "PHOTOS", "make_loader",
+    "load_mnist", "load_fashion_mnist", "load_imagenet_samples", "load_photo", "load_patch", "PHOTOS", "make_loader",
     "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "IMAGENET_CLASSES", "data_dir", "add_mark", "MARK_POSITIONS",
 ]
 
@@ -144,6 +144,24 @@ def load_photo(name: str, size: int = 224) -> torch.Tensor:
     img = Image.fromarray(arr[top:top + s, left:left + s]).resize((size, size), Image.BICUBIC)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return x[None].contiguous()
+
+
+def load_patch(name: str = "toaster") -> torch.Tensor:
+    """A shipped adversarial patch ``(3, s, s)`` in ``[0, 1]`` (``data/patches/<name>.png``, sha256-checked).
+
+    ``"toaster"``: 64x64, trained by ``scripts/train_patch.py`` to make ``imagenet_lite0`` say "toaster"
+    (class 859); its recipe and measured success are in ``data/MANIFEST.json``.
+    """
+    from PIL import Image
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"patch name must be a plain name like 'toaster', got {name!r}")
+    available = sorted(k.split("/", 1)[1][:-4] for k in _manifest() if k.startswith("patches/"))
+    if name not in available:
+        raise ValueError(f"unknown patch {name!r}; available: {available}")
+    with Image.open(verified_path(f"patches/{name}.png")) as img:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, shuffle: bool = True,

@@ -6,6 +6,7 @@ paper in its docstring:
 * :mod:`.fgsm`      the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, 2015)
 * :mod:`.pgd`       Projected Gradient Descent, L-infinity and L2 (Madry et al., 2018)
 * :mod:`.cw`        the Carlini & Wagner L2 attack (2017)
+* :mod:`.patch`     universal adversarial patches (Brown et al., 2017): train one, paste it anywhere
 * :mod:`.evaluate`  success rates, robustness curves over eps, transfer between models (grey box)
 
 ``y`` is the true label (untargeted) or the target label (``targeted=True``). Every attack returns the
@@ -15,6 +16,8 @@ model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs unt
 from .cw import carlini_wagner
 from .evaluate import attack_sweep, success_mask, success_rate, transfer
 from .fgsm import fgsm
+from .patch import apply_patch, place_patch, train_patch
 from .pgd import pgd
 
-__all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask"]
+__all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
+           "train_patch", "apply_patch", "place_patch"]
