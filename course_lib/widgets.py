@@ -167,3 +167,148 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([pick, method, target]), out])
+
+
+# --------------------------------------------------------------------------- adversarial examples (lesson 07)
+#: The attacks :func:`attack_view` and :func:`attack_explorer` know, by name (functions of ``course_lib.attacks``).
+ATTACK_NAMES = ("fgsm", "pgd")
+
+
+def attack_view(model, x: torch.Tensor, eps: float, attack: str = "fgsm", y=None, steps: int = 10,
+                alpha: float | None = None, seed: int = 0, k: int = 5):
+    """One image ``x`` ``(1, C, H, W)`` attacked inside the L-infinity ball of radius ``eps`` (pixel units, [0, 1]).
+
+    ``attack="fgsm"``: ``x' = clip_[0,1](x + eps * sign(grad_x L(f(x), y)))`` (:func:`course_lib.attacks.fgsm`);
+    ``attack="pgd"``: ``steps`` projected steps of size ``alpha`` (default ``2.5 * eps / steps``) from a random
+    start drawn with ``seed`` (:func:`course_lib.attacks.pgd`). ``y`` (LongTensor ``(1,)`` or an int) is the
+    label the attack pushes away from; ``None`` (default) means the model's own prediction on ``x``, so no
+    label is needed. ``eps = 0`` returns ``x`` unchanged.
+
+    Returns ``(x_adv (1, C, H, W), top-k probabilities (k,), top-k classes (k,))``, the last two of the model
+    on ``x_adv``, on the CPU.
+    """
+    from .attacks import fgsm, pgd
+    from .attacks._common import check_eps
+
+    if not isinstance(attack, str) or attack not in ATTACK_NAMES:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {list(ATTACK_NAMES)}")
+    check_images(x)
+    if x.shape[0] != 1:
+        raise ValueError(f"attack_view takes one image (1, C, H, W), got a batch of {x.shape[0]}")
+    check_model(model, x)
+    eps = check_eps(eps)
+    with torch.no_grad():
+        logits = model(x)
+    if y is None:
+        y = logits.argmax(1)
+    elif not isinstance(y, torch.Tensor):
+        y = torch.tensor([int(y)], device=x.device)
+    if eps == 0:  # the ball is the point x
+        x_adv = x.detach().clone()
+    elif attack == "fgsm":
+        x_adv = fgsm(model, x, y, eps)
+    else:
+        x_adv = pgd(model, x, y, eps, 2.5 * eps / max(steps, 1) if alpha is None else alpha, steps, seed=seed)
+    with torch.no_grad():
+        probs = torch.softmax(model(x_adv), dim=1)[0]
+    p, idx = probs.topk(min(k, probs.numel()))
+    return x_adv, p.cpu(), idx.cpu()
+
+
+def amplify_perturbation(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """A perturbation made visible: ``0.5 + delta / (2 eps)``, clipped to ``[0, 1]``.
+
+    ``[-eps, eps]`` is stretched onto ``[0, 1]``: grey = pixel unchanged, white = ``+eps``, black = ``-eps``
+    (per channel for colour images). ``eps = 0`` gives a uniform grey image.
+    """
+    if eps <= 0:
+        return torch.full_like(delta, 0.5)
+    return (0.5 + delta / (2 * eps)).clamp(0, 1)
+
+
+def show_attack(model, x: torch.Tensor, x_adv: torch.Tensor, eps: float, class_names=None, label=None,
+                axes=None, title: str | None = None, k: int = 5):
+    """Four panels for one attacked image: the original with the model's answer, the perturbation
+    ``x_adv - x`` amplified by :func:`amplify_perturbation`, the adversarial image with the model's answer, and
+    the model's top-``k`` on it (:func:`course_lib.plot.show_topk`). ``label`` (optional) colours the answers
+    green (right) or red (wrong). Draws on ``axes`` (four) when given; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .plot import show_topk, to_numpy_image
+
+    own = axes is None
+    if own:
+        _, axes = plt.subplots(1, 4, figsize=(11, 2.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.5]})
+    fig = axes[0].figure
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.cat([x, x_adv])), dim=1)
+    conf, pred = probs.max(1)
+    k = min(k, probs.shape[1])
+
+    def name(i):
+        i = int(i)
+        return class_names[i] if class_names is not None and i < len(class_names) else str(i)
+
+    def color(i):
+        return "black" if label is None else ("tab:green" if int(i) == int(label) else "tab:red")
+
+    delta = x_adv - x
+    linf = float(delta.abs().max())
+    panels = [(x, f"original: {name(pred[0])} ({conf[0]:.0%})", color(pred[0])),
+              (amplify_perturbation(delta, eps), f"perturbation ×{1 / (2 * eps):.3g}, max |δ| = {linf:.3g}"
+               if eps > 0 else "perturbation (none)", "black"),
+              (x_adv, f"adversarial: {name(pred[1])} ({conf[1]:.0%})", color(pred[1]))]
+    for ax, (img, text, col) in zip(list(axes)[:3], panels, strict=True):
+        arr = to_numpy_image(img)
+        ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_title(text, fontsize=8, color=col)
+        ax.axis("off")
+    budget = f"{eps:.3g}" + (f" = {eps * 255:.3g}/255" if 0 < eps < 0.05 else "")  # photos: in grey levels too
+    show_topk(model, x_adv, class_names, k=k, ax=axes[3], title=f"top-{k} on the adversarial image, ε = {budget}")
+    if title:
+        fig.suptitle(title)
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_max: float | None = None,
+                    steps: int = 10, seed: int = 0):
+    """A widget: pick an image of ``x``, an attack (FGSM or PGD) and a budget ``eps``; see the original, the
+    amplified perturbation, the adversarial image and the model's top 5 (:func:`show_attack`).
+
+    ``x`` is a batch ``(B, C, H, W)``; ``labels`` (optional, ``(B,)``) are the labels the attack pushes away from
+    (default: the model's own predictions) and colour the answers. ``eps_max`` is the slider's end (default 0.3
+    for one-channel images, 16/255 for colour photos); PGD takes ``steps`` steps of ``2.5 * eps / steps``.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    check_images(x)
+    check_model(model, x)
+    if eps_max is None:
+        eps_max = 0.3 if x.shape[1] == 1 else 16 / 255
+    pick = W.IntSlider(0, 0, len(x) - 1, description="image")
+    kind = W.Dropdown(options=[(a.upper(), a) for a in ATTACK_NAMES], value="fgsm", description="attack")
+    eps = W.FloatSlider(value=round(eps_max / 3, 4), min=0.0, max=eps_max, step=eps_max / 30, readout_format=".3f",
+                        description="eps", continuous_update=False)
+    out = W.Output()
+
+    def draw(*_):
+        i = pick.value
+        xi = x[i:i + 1]
+        yi = None if labels is None else labels[i:i + 1].to(x.device)
+        x_adv, _, _ = attack_view(model, xi, eps.value, kind.value, y=yi, steps=steps, seed=seed)
+        with out:
+            out.clear_output(wait=True)
+            show_attack(model, xi, x_adv, eps.value, class_names=class_names,
+                        label=None if labels is None else int(labels[i]))
+            plt.show()
+
+    for w in (pick, kind, eps):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([pick, kind, eps]), out])
+
+
+__all__ += ["ATTACK_NAMES", "attack_view", "amplify_perturbation", "show_attack", "attack_explorer"]

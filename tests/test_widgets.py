@@ -100,3 +100,98 @@ def test_explanation_explorer_builds_and_redraws(model, mnist_test):
     target.value = 3
     pick.value = 2
     assert method.value == EXPLANATION_METHODS[-1] and target.value == 3
+
+
+# --------------------------------------------------------------------------- attack explorer (lesson 07)
+from course_lib.attacks import fgsm, pgd  # noqa: E402
+from course_lib.widgets import (  # noqa: E402
+    ATTACK_NAMES,
+    amplify_perturbation,
+    attack_explorer,
+    attack_view,
+    show_attack,
+)
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+@pytest.mark.parametrize("eps", [0.05, 0.2])
+def test_attack_view_stays_in_the_ball_and_in_range(model, mnist_test, attack, eps):
+    x = mnist_test[0][5:6]
+    x_adv, p, idx = attack_view(model, x, eps, attack, steps=5, seed=1)
+    assert x_adv.shape == x.shape and not x_adv.requires_grad
+    assert float((x_adv - x).abs().max()) <= eps + 1e-6
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    assert not torch.equal(x_adv, x)
+    probs = torch.softmax(model(x_adv), 1)[0].detach()
+    assert torch.allclose(p, probs.topk(5).values) and torch.equal(idx, probs.topk(5).indices)
+
+
+def test_attack_view_is_course_lib_attacks(model, mnist_test):
+    x, y = mnist_test[0][7:8], mnist_test[1][7:8]
+    pred = model(x).argmax(1)
+    # default label: the model's own prediction
+    assert torch.equal(attack_view(model, x, 0.1, "fgsm")[0], fgsm(model, x, pred, 0.1))
+    assert torch.equal(attack_view(model, x, 0.1, "fgsm", y=y)[0], fgsm(model, x, y, 0.1))
+    assert torch.equal(attack_view(model, x, 0.1, "fgsm", y=int(y))[0], fgsm(model, x, y, 0.1))
+    got = attack_view(model, x, 0.1, "pgd", steps=4, seed=3)[0]
+    assert torch.equal(got, pgd(model, x, pred, 0.1, 2.5 * 0.1 / 4, 4, seed=3))
+    got = attack_view(model, x, 0.1, "pgd", steps=4, alpha=0.01, seed=3)[0]
+    assert torch.equal(got, pgd(model, x, pred, 0.1, 0.01, 4, seed=3))
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+def test_attack_view_eps_zero_gives_x_back(model, mnist_test, attack):
+    x = mnist_test[0][2:3]
+    x_adv, p, idx = attack_view(model, x, 0.0, attack)
+    assert torch.equal(x_adv, x)
+    assert int(idx[0]) == int(model(x).argmax())
+
+
+def test_attack_view_rejects(model, mnist_test):
+    x = mnist_test[0][:1]
+    with pytest.raises(ValueError, match="unknown attack 'cw'.*fgsm"):
+        attack_view(model, x, 0.1, "cw")
+    with pytest.raises(ValueError, match="one image"):
+        attack_view(model, mnist_test[0][:2], 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        attack_view(model, x, -0.1)
+
+
+def test_amplify_perturbation():
+    d = torch.tensor([-0.1, -0.05, 0.0, 0.05, 0.1, 0.3]).view(1, 1, 1, 6)
+    assert torch.allclose(amplify_perturbation(d, 0.1), torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0, 1.0]).view(1, 1, 1, 6))
+    assert torch.equal(amplify_perturbation(d, 0.0), torch.full_like(d, 0.5))
+
+
+def test_show_attack_draws_four_panels(model, mnist_test):
+    import matplotlib.pyplot as plt
+
+    x, y = mnist_test[0][:1], mnist_test[1][:1]
+    x_adv = attack_view(model, x, 0.2, "pgd", steps=3)[0]
+    fig = show_attack(model, x, x_adv, 0.2, class_names=[f"digit {i}" for i in range(10)], label=int(y), title="t")
+    assert len(fig.axes) == 4 and fig.axes[0].get_title().startswith("original: digit")
+    plt.close(fig)
+    fig, axes = plt.subplots(2, 4)
+    assert show_attack(model, x, x, 0.0, axes=axes[1]) is fig
+    assert "none" in axes[1, 1].get_title()
+    plt.close(fig)
+
+
+def test_attack_explorer_builds_and_redraws(model, mnist_test):
+    x, y = mnist_test[0][:3], mnist_test[1][:3]
+    box = attack_explorer(model, x, class_names=[f"digit {i}" for i in range(10)], labels=y, steps=2)
+    pick, kind, eps = box.children[0].children
+    assert pick.max == 2 and kind.value == "fgsm" and eps.max == pytest.approx(0.3)
+    assert ("PGD", "pgd") in kind.options
+    kind.value = "pgd"  # each change redraws (an error in the drawing would raise here)
+    eps.value = 0.0
+    eps.value = 0.25
+    pick.value = 2
+    assert kind.value == "pgd" and eps.value == pytest.approx(0.25)
+
+
+def test_attack_explorer_on_colour_images_defaults_to_a_small_budget():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    box = attack_explorer(net, torch.rand(2, 3, 8, 8))
+    assert box.children[0].children[2].max == pytest.approx(16 / 255)
