@@ -116,6 +116,7 @@ def plot_curves(xs, curves: dict, xlabel: str = "severity", ylabel: str = "accur
 def show_topk(model, x: torch.Tensor, class_names=None, k: int = 5, ax=None, title: str | None = None):
     """Horizontal bars of the model's top-``k`` softmax probabilities for one image ``x`` ``(1, C, H, W)``."""
     probs = torch.softmax(model(x), dim=1)[0].cpu()
+    k = min(k, probs.numel())  # a 10-class model has no top-20
     p, idx = probs.topk(k)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 0.35 * k + 0.6))

@@ -263,7 +263,7 @@ def show_attack(model, x: torch.Tensor, x_adv: torch.Tensor, eps: float, class_n
         ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
         ax.set_title(text, fontsize=8, color=col)
         ax.axis("off")
-    budget = f"{eps:.3g}" + (f" = {eps * 255:.3g}/255" if 0 < eps < 0.05 else "")  # photos: in grey levels too
+    budget = f"{eps:.3g}" + (f" = {eps * 255:.3g}/255" if x.shape[1] == 3 and eps > 0 else "")  # photos: grey levels
     show_topk(model, x_adv, class_names, k=k, ax=axes[3], title=f"top-{k} on the adversarial image, ε = {budget}")
     if title:
         fig.suptitle(title)

@@ -1,0 +1,156 @@
+"""Lesson 07's checks accept right answers and reject the plausible wrong ones with the intended message."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import homework as hw
+from course_lib.attacks import attack_sweep
+
+
+# --------------------------------------------------------------------------- FGSM by hand
+def _grad(model, x, y, reduction="mean"):
+    xg = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction=reduction), xg)
+    return g
+
+
+def fgsm_right(model, x, y, eps, targeted=False):
+    step = -eps if targeted else eps
+    return (x + step * _grad(model, x, y).sign()).clamp(0, 1)
+
+
+def fgsm_sum_and_backward_free(model, x, y, eps, targeted=False):  # a different loss scale: the sign is the same
+    g = _grad(model, x, y, reduction="sum")
+    return (x + (-1 if targeted else 1) * eps * g.sign()).clamp(0, 1).detach()
+
+
+def fgsm_no_clamp(model, x, y, eps, targeted=False):
+    step = -eps if targeted else eps
+    return x + step * _grad(model, x, y).sign()
+
+
+def fgsm_against_gradient(model, x, y, eps, targeted=False):
+    step = eps if targeted else -eps
+    return (x + step * _grad(model, x, y).sign()).clamp(0, 1)
+
+
+def fgsm_forgot_eps(model, x, y, eps, targeted=False):
+    return (x + (-1 if targeted else 1) * _grad(model, x, y).sign()).clamp(0, 1)
+
+
+def fgsm_gradient_not_sign(model, x, y, eps, targeted=False):  # summed loss
+    step = -eps if targeted else eps
+    return (x + step * _grad(model, x, y, reduction="sum")).clamp(0, 1)
+
+
+def fgsm_gradient_not_sign_mean(model, x, y, eps, targeted=False):  # mean loss: tiny steps, inside the ball
+    step = -eps if targeted else eps
+    return (x + step * _grad(model, x, y)).clamp(0, 1)
+
+
+def fgsm_targeted_sign_error(model, x, y, eps, targeted=False):
+    return (x + eps * _grad(model, x, y).sign()).clamp(0, 1)
+
+
+def fgsm_in_place(model, x, y, eps, targeted=False):
+    g = _grad(model, x, y)
+    return x.add_((-eps if targeted else eps) * g.sign()).clamp_(0, 1)
+
+
+def fgsm_train_mode(model, x, y, eps, targeted=False):
+    model.train()
+    return fgsm_right(model, x, y, eps, targeted)
+
+
+def fgsm_backward(model, x, y, eps, targeted=False):
+    xg = x.detach().clone().requires_grad_(True)
+    F.cross_entropy(model(xg), y).backward()
+    return (x + (-eps if targeted else eps) * xg.grad.sign()).clamp(0, 1)
+
+
+def fgsm_attached(model, x, y, eps, targeted=False):
+    xg = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y), xg, create_graph=True)
+    return (xg + (-eps if targeted else eps) * g.sign()).clamp(0, 1)
+
+
+def fgsm_margin_loss(model, x, y, eps, targeted=False):  # the right shape of step, on another loss
+    xg = x.detach().clone().requires_grad_(True)
+    z = model(xg)
+    other = z.scatter(1, y[:, None], float("-inf")).amax(1)
+    loss = (other - z.gather(1, y[:, None])[:, 0]).sum()
+    (g,) = torch.autograd.grad(loss, xg)
+    return (x + (-eps if targeted else eps) * g.sign()).clamp(0, 1)
+
+
+def test_fgsm_step_accepts_the_definition(capsys):
+    hw.check_fgsm_step(fgsm_right)
+    assert "correct" in capsys.readouterr().out
+    hw.check_fgsm_step(fgsm_sum_and_backward_free)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (fgsm_no_clamp, r"clamp\(0, 1\)"),
+    (fgsm_against_gradient, "against the gradient"),
+    (fgsm_forgot_eps, "left the eps-ball.*sign"),
+    (fgsm_gradient_not_sign, "less than eps.*sign"),
+    (fgsm_gradient_not_sign_mean, "less than eps.*sign"),
+    (fgsm_targeted_sign_error, "targeted step has the wrong sign"),
+    (fgsm_in_place, "in place"),
+    (fgsm_train_mode, "training mode"),
+    (fgsm_backward, r"\.grad"),
+    (fgsm_attached, "detach"),
+    (fgsm_margin_loss, "cross-entropy"),
+    (lambda m, x, y, eps, targeted=False: fgsm_right(m, x, y, eps, targeted)[:, 0], "shape"),
+    (lambda m, x, y, eps, targeted=False: fgsm_right(m, x, y, eps, targeted).tolist(), "torch.Tensor"),
+])
+def test_fgsm_step_rejects(fn, match):
+    with pytest.raises(AssertionError, match=match):
+        hw.check_fgsm_step(fn)
+
+
+# --------------------------------------------------------------------------- reading a robustness curve
+EPS = [0.0, 0.05, 0.075, 0.15]
+KW = {"steps": 5, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def curve(mnist_test, mnist_cnn):
+    x, y = mnist_test[0][:60], mnist_test[1][:60]
+    pgd = attack_sweep(mnist_cnn, x, y, "pgd", EPS, progress=False, **KW)["accuracy"].tolist()
+    fgsm = attack_sweep(mnist_cnn, x, y, "fgsm", EPS, progress=False)["accuracy"].tolist()
+    first = [next(e for e, a in zip(EPS, acc, strict=True) if a < 0.1) for acc in (pgd, fgsm)]
+    assert first[0] < first[1], "the test needs a curve where FGSM crosses 10 % later than PGD"
+    return x, y, first[0], first[1]
+
+
+def test_breaking_eps_accepts_the_answer(curve, mnist_cnn, capsys):
+    x, y, right, _ = curve
+    hw.check_breaking_eps(right, mnist_cnn, x, y, EPS, **KW)
+    assert "correct" in capsys.readouterr().out
+    hw.check_breaking_eps(torch.tensor(right), mnist_cnn, x, y, EPS, **KW)
+
+
+def test_breaking_eps_rejects(curve, mnist_cnn):
+    x, y, right, fgsm_answer = curve
+    before = EPS[EPS.index(right) - 1]
+    with pytest.raises(AssertionError, match="not yet below"):
+        hw.check_breaking_eps(before, mnist_cnn, x, y, EPS, **KW)
+    with pytest.raises(AssertionError, match="smallest.*FGSM curve"):
+        hw.check_breaking_eps(fgsm_answer, mnist_cnn, x, y, EPS, **KW)
+    with pytest.raises(AssertionError, match=r"pixel units.*you mean"):
+        hw.check_breaking_eps(right * 255, mnist_cnn, x, y, EPS, **KW)
+    with pytest.raises(AssertionError, match="not one of the eps values"):
+        hw.check_breaking_eps(0.08, mnist_cnn, x, y, EPS, **KW)
+    with pytest.raises(AssertionError, match="as a number"):
+        hw.check_breaking_eps("0.05", mnist_cnn, x, y, EPS, **KW)
+
+
+def test_threat_model_questions():
+    hw.check_choice("07_api_labels", "black box")
+    hw.check_choice("07_surrogate", "Grey box")
+    hw.check_choice("07_targeted", "targeted")
+    with pytest.raises(AssertionError, match="not it"):
+        hw.check_choice("07_surrogate", "white box")
+    with pytest.raises(AssertionError, match="answer with one of"):
+        hw.check_choice("07_api_labels", "black")
