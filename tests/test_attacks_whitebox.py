@@ -463,6 +463,9 @@ def test_bad_inputs_raise_clear_errors():
         (lambda: fgsm(model, x, y.float(), 0.1), TypeError, "torch.long"),
         (lambda: fgsm(model, x, y[:3], 0.1), ValueError, "shape (5,)"),
         (lambda: fgsm(model, x, y + 4, 0.1), ValueError, "[0, 4)"),
+        (lambda: pgd(model, x, y + 4, 0.1, 0.01, 3), ValueError, "[0, 4)"),       # checked on the first step
+        (lambda: pgd(model, x, y + 4, 0.1, 0.01, 0), ValueError, "[0, 4)"),       # no step: by the probe pass
+        (lambda: fgsm(nn.Identity().eval(), x, y, 0.1), ValueError, "logits of shape"),
         (lambda: fgsm(model, x, y, -0.1), ValueError, "eps"),
         (lambda: fgsm(model, x, y, float("nan")), ValueError, "eps"),
         (lambda: fgsm(model, x, y, 0.1, loss="hinge"), ValueError, "loss"),

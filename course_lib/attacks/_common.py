@@ -17,22 +17,31 @@ from .._validate import check_images, check_in, check_labels, check_model
 LOSSES = ("ce", "margin")
 
 
-def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y") -> int:
+def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y", probe: bool = True) -> int | None:
     """Check the model, the images and the labels; return the number of classes K.
 
-    One forward pass on a single image gives K, so that a label ``>= K`` is an error here and not an index
-    error deep inside the attack.
+    ``probe=True`` runs one forward pass on a single image to learn K, so that a label ``>= K`` is an error here
+    and not an index error deep inside the attack. An attack whose first step is a forward pass on the whole
+    batch passes ``probe=False`` (and returns ``None``) and checks the logits of that pass instead with
+    :func:`check_logits` (``input_gradient(..., check=True)``): one forward pass less.
     """
     check_images(x)
     check_model(model, x)
     check_labels(y, x.shape[0], name=name, device=x.device)
+    if not probe:
+        return None
     with torch.no_grad():
         logits = model(x[:1])
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != 1:
+    return check_logits(logits, y, 1, name=name)
+
+
+def check_logits(logits, y: torch.Tensor, n: int, name: str = "y") -> int:
+    """``logits`` must be ``(n, K)``; the labels ``y`` must lie in ``[0, K)``. Returns K."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits of shape (B, num_classes), got {got} for one image")
+        raise ValueError(f"model must return logits of shape (B, num_classes), got {got} for {n} image(s)")
     k = logits.shape[1]
-    check_labels(y, x.shape[0], name=name, num_classes=k)
+    check_labels(y, y.shape[0], name=name, num_classes=k)
     return k
 
 
@@ -79,7 +88,7 @@ def objective(logits: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str =
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool,
-                   loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
+                   loss: str = "ce", check: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(dJ/dx, logits)`` for the whole batch in one forward and one backward pass.
 
     ``torch.autograd.grad`` w.r.t. a detached copy of ``x`` only: no parameter's ``.grad`` is written, frozen
@@ -90,6 +99,8 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted:
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         logits = model(xg)
+        if check:  # the labels against this pass's K (callers that skipped prepare's probe pass)
+            check_logits(logits, y, x.shape[0])
         (grad,) = torch.autograd.grad(objective(logits, y, targeted, loss).sum(), xg)
     return grad, logits.detach()
 

@@ -65,7 +65,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     Returns:
         ``x'`` ``(B, C, H, W)``, detached, on ``x``'s device, inside the ``eps``-ball and ``[0, 1]``.
     """
-    prepare(model, x, y)
+    prepare(model, x, y, probe=steps == 0)  # with steps, the first step's forward pass checks the labels
     eps, alpha = check_eps(eps), check_positive(alpha, "alpha")
     check_count(steps, "steps")
     check_in(norm, {"linf", "l2"}, "norm")
@@ -110,8 +110,8 @@ def _pgd_run(model, x, y, eps, alpha, steps, norm, gen, targeted, keep_best, los
             x_adv = (x + direction * expand(radius, x)).clamp(0.0, 1.0)
 
     kept, ever = x_adv, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for _ in range(steps):
-        grad, logits = input_gradient(model, x_adv, y, targeted, loss)
+    for i in range(steps):
+        grad, logits = input_gradient(model, x_adv, y, targeted, loss, check=i == 0)
         if keep_best:  # the logits of this step's forward pass say whether x_adv (before the step) fools
             fooled = is_success(logits, y, targeted)
             kept = torch.where(expand(fooled, x), x_adv, kept)
