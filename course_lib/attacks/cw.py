@@ -122,11 +122,12 @@ def _optimise(model, x, y, w_start, const, targeted, kappa, steps, lr, abort_ear
             # x_new before this step is an attempt: keep it if it succeeds and is the closest so far
             gap, l2, loss = gap.detach(), l2.detach(), loss.detach()
             ok = (gap < 0) & (-gap >= kappa)  # the decision changed, by a margin of at least kappa
-            better = ok & (l2 < best_l2[idx])
-            hit = idx[better]
-            best_l2[hit] = l2[better]
-            best_adv[hit] = x_new[better]
-            found[idx[ok]] = True
+            # torch.where instead of boolean-mask indexing: no host-device sync per iteration on a GPU
+            cur = best_l2[idx]
+            better = ok & (l2 < cur)
+            best_l2[idx] = torch.where(better, l2, cur)
+            best_adv[idx] = torch.where(expand(better, x_new), x_new.detach(), best_adv[idx])
+            found[idx] |= ok
 
             # Adam on w (Kingma & Ba, 2015), written out
             t = it + 1
