@@ -127,3 +127,32 @@ def _jsonable(v):
 
 if __name__ == "__main__":
     pass  # a helper module: `make bench` runs every benchmarks/*.py, and this one has nothing to measure
+
+
+def log(msg: str = "") -> None:
+    """Print at once (a benchmark runs for minutes: the progress should show as it happens)."""
+    print(msg, flush=True)
+
+
+def show(v) -> str:
+    """A table cell: ``-`` for nothing, strings as they are, numbers with 4 significant digits."""
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:.4g}"
+
+
+def add_row(rows: list, row: str, metric: str, ours, peer: str, theirs=None, target: str = "", met=None,
+            lower_is_better=True, note: str = "") -> None:
+    """Append one line of a results table to ``rows`` and print it; ``ratio`` = ours / theirs when both are numbers."""
+    ratio = None
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and theirs:
+        ratio = float(ours) / float(theirs)
+    rows.append({"row": row, "metric": metric, "course_lib": ours, "peer": peer, "peer_value": theirs,
+                 "ratio": ratio, "target": target, "met": None if met is None else bool(met),
+                 "lower_is_better": lower_is_better, "note": note})
+    r = f"  ratio {ratio:.3g}" if ratio is not None else ""
+    m = "" if met is None else ("  [target met]" if met else "  [target MISSED]")
+    log(f"  {metric:<48s} ours {show(ours):>10s}  {peer:<28s} {show(theirs):>10s}{r}{m}"
+        + (f"  ({note})" if note else ""))

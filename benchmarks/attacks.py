@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import interleaved_times, machine, markdown_table, median, write_results
+from _common import add_row, interleaved_times, log, machine, markdown_table, median, write_results
 from torch import nn
 
 import course_lib
@@ -98,31 +98,9 @@ NOTES = [
 ]
 
 
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def add(row: str, metric: str, ours, peer: str, theirs=None, target: str = "", met=None, lower_is_better=True,
-        note: str = "") -> None:
-    """One line of the results table; ``ratio`` = ours / theirs when both are numbers."""
-    ratio = None
-    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and theirs:
-        ratio = float(ours) / float(theirs)
-    ROWS.append({"row": row, "metric": metric, "course_lib": ours, "peer": peer, "peer_value": theirs,
-                 "ratio": ratio, "target": target, "met": None if met is None else bool(met),
-                 "lower_is_better": lower_is_better, "note": note})
-    r = f"  ratio {ratio:.3g}" if ratio is not None else ""
-    m = "" if met is None else ("  [target met]" if met else "  [target MISSED]")
-    log(f"  {metric:<44s} ours {_show(ours):>10s}  {peer:<26s} {_show(theirs):>10s}{r}{m}"
-        + (f"  ({note})" if note else ""))
-
-
-def _show(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, str):
-        return v
-    return f"{v:.4g}"
+def add(*args, **kwargs) -> None:
+    """One line of this benchmark's results table (:func:`_common.add_row` on ``ROWS``)."""
+    add_row(ROWS, *args, **kwargs)
 
 
 class Counted(nn.Module):

@@ -35,7 +35,7 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import interleaved_times, machine, markdown_table, median, write_results  # noqa: E402
+from _common import add_row, interleaved_times, log, machine, markdown_table, median, write_results  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from course_lib.data import load_mnist  # noqa: E402
@@ -109,30 +109,9 @@ NOTES = [
 ]
 
 
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def add(row: str, metric: str, ours, peer: str, theirs=None, target: str = "", met=None, lower_is_better=True,
-        note: str = "") -> None:
-    """One line of the results table; ``ratio`` = ours / theirs when both are numbers."""
-    ratio = None
-    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and theirs:
-        ratio = float(ours) / float(theirs)
-    entry = {"row": row, "metric": metric, "course_lib": ours, "peer": peer, "peer_value": theirs, "ratio": ratio,
-             "target": target, "met": met, "lower_is_better": lower_is_better, "note": note}
-    ROWS.append(entry)
-    r = f"  ratio {ratio:.3g}" if ratio is not None else ""
-    m = "" if met is None else ("  [target met]" if met else "  [target MISSED]")
-    log(f"  {metric:<52s} ours {_show(ours):>10s}  {peer:<28s} {_show(theirs):>10s}{r}{m}")
-
-
-def _show(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, str):
-        return v
-    return f"{v:.4g}"
+def add(*args, **kwargs) -> None:
+    """One line of this benchmark's results table (:func:`_common.add_row` on ``ROWS``)."""
+    add_row(ROWS, *args, **kwargs)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
