@@ -4,22 +4,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _toy import Linear
 from torch import nn
 
 from course_lib.attacks import attack_sweep, carlini_wagner, fgsm, pgd, success_mask, success_rate, transfer
 
-
 # --------------------------------------------------------------------------- small models and data
-class Linear(nn.Module):
-    """f(x) = W vec(x) + b with W stored as (K, C, H, W)."""
-
-    def __init__(self, weight, bias):
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(bias)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.weight.flatten(1).T + self.bias
 
 
 def linear_model(k=3, shape=(1, 4, 4), seed=0, dtype=torch.float64):

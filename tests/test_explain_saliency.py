@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _toy import Linear
 from torch import nn
 
 from course_lib.explain import integrated_gradients, saliency, smoothgrad
@@ -19,16 +20,6 @@ def tiny_smooth_model(seed=0, dtype=torch.float64):
     return model.to(dtype).eval()
 
 
-class Linear(nn.Module):
-    """f(x) = W vec(x) + b, with W stored as (K, C, H, W) so that W[t] lines up with an image."""
-
-    def __init__(self, weight, bias):
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(bias)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.weight.flatten(1).T + self.bias
 
 
 def linear_model(k=3, shape=(2, 4, 5), seed=1):
