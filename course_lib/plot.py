@@ -112,19 +112,28 @@ def plot_curves(xs, curves: dict, xlabel: str = "severity", ylabel: str = "accur
     return ax
 
 
-@torch.no_grad()
-def show_topk(model, x: torch.Tensor, class_names=None, k: int = 5, ax=None, title: str | None = None):
-    """Horizontal bars of the model's top-``k`` softmax probabilities for one image ``x`` ``(1, C, H, W)``."""
-    probs = torch.softmax(model(x), dim=1)[0].cpu()
+def topk_bars(probs: torch.Tensor, class_names=None, k: int = 5, ax=None, title: str | None = None,
+              true: int | None = None):
+    """Horizontal bars of the ``k`` largest of ``probs`` ``(K,)`` (one image's softmax), best on top; the bar of
+    class ``true`` (if given and shown) in green."""
+    probs = probs.detach().cpu()
     k = min(k, probs.numel())  # a 10-class model has no top-20
     p, idx = probs.topk(k)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 0.35 * k + 0.6))
-    names = [_name(i, class_names) for i in idx]
-    ax.barh(range(k)[::-1], p.numpy(), color="tab:blue")
-    ax.set_yticks(range(k)[::-1], names, fontsize=8)
+    colors = ["tab:green" if true is not None and int(i) == int(true) else "tab:blue" for i in idx]
+    ax.barh(range(k)[::-1], p.numpy(), color=colors)
+    ax.set_yticks(range(k)[::-1], [_name(i, class_names) for i in idx], fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+@torch.no_grad()
+def show_topk(model, x: torch.Tensor, class_names=None, k: int = 5, ax=None, title: str | None = None,
+              true: int | None = None):
+    """Horizontal bars of the model's top-``k`` softmax probabilities for one image ``x`` ``(1, C, H, W)``;
+    the true class ``true`` (optional) in green."""
+    return topk_bars(torch.softmax(model(x), dim=1)[0], class_names, k=k, ax=ax, title=title, true=true)

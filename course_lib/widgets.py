@@ -32,7 +32,7 @@ def corruption_explorer(model, x: torch.Tensor, class_names=None, labels=None, s
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    from .plot import to_numpy_image
+    from .plot import to_numpy_image, topk_bars
 
     check_images(x)
     check_model(model, x)
@@ -51,12 +51,8 @@ def corruption_explorer(model, x: torch.Tensor, class_names=None, labels=None, s
             a.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
             a.axis("off")
             a.set_title(f"{kind.value}, severity {sev.value}", fontsize=9)
-            names = [class_names[int(i)] if class_names else str(int(i)) for i in idx]
-            colors = ["tab:green" if int(i) == true else "tab:blue" for i in idx]
-            b.barh(range(len(p))[::-1], p.numpy(), color=colors)
-            b.set_yticks(range(len(p))[::-1], names, fontsize=8)
-            b.set_xlim(0, 1)
-            b.set_xlabel("probability")
+            full = torch.zeros(int(idx.max()) + 1).index_put_((idx,), p)  # back to per-class probabilities
+            topk_bars(full, class_names, k=len(p), ax=b, true=true)
             fig.tight_layout()
             plt.show()
 
@@ -125,7 +121,7 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    from .plot import show_heatmap, to_numpy_image
+    from .plot import show_heatmap, to_numpy_image, topk_bars
 
     check_images(x)
     check_model(model, x)
@@ -145,7 +141,6 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
             probs = torch.softmax(model(xi), dim=1)[0]
         t = int(probs.argmax()) if target.value == -1 else target.value
         heat = explanation_heat(explanation_view(model, xi, method.value, target=t, **kw))
-        p, idx = probs.topk(min(5, n_classes))
         true = None if labels is None else int(labels[pick.value])
         with out:
             out.clear_output(wait=True)
@@ -155,11 +150,7 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
             a.axis("off")
             a.set_title("image" if true is None else f"image (true: {names[true]})", fontsize=9)
             show_heatmap(xi, heat, ax=b, title=f"{method.value} for '{names[t]}'")
-            colors = ["tab:green" if int(i) == true else "tab:blue" for i in idx]
-            c.barh(range(len(p))[::-1], p.cpu().numpy(), color=colors)
-            c.set_yticks(range(len(p))[::-1], [names[int(i)] for i in idx], fontsize=8)
-            c.set_xlim(0, 1)
-            c.set_xlabel("probability")
+            topk_bars(probs, names, k=5, ax=c, true=true)
             fig.tight_layout()
             plt.show()
 

@@ -58,3 +58,20 @@ def test_show_topk_shows_the_largest_probabilities():
     widths = sorted(p.get_width() for p in ax.patches)
     probs = torch.softmax(torch.tensor([0.0, 3.0, 1.0, 2.0]), 0)
     np.testing.assert_allclose(widths, sorted(probs.topk(2).values.tolist()), rtol=1e-6)
+
+
+def test_topk_bars_shows_the_k_largest_in_order_and_marks_the_true_class():
+    import matplotlib.pyplot as plt
+
+    from course_lib.plot import topk_bars
+
+    probs = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15])
+    fig, ax = plt.subplots()
+    topk_bars(probs, ["a", "b", "c", "d", "e"], k=3, ax=ax, true=3)
+    bars = sorted(ax.patches, key=lambda r: -r.get_y())  # top bar first
+    assert [round(b.get_width(), 6) for b in bars] == [0.4, 0.3, 0.15]
+    labels = {round(y): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)}
+    assert [labels[round(b.get_y() + b.get_height() / 2)] for b in bars] == ["b", "d", "e"]
+    green = [b for b in bars if b.get_facecolor() == plt.matplotlib.colors.to_rgba("tab:green")]
+    assert len(green) == 1 and round(green[0].get_width(), 6) == 0.3
+    plt.close(fig)
