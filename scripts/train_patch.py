@@ -25,22 +25,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.attacks import apply_patch, train_patch  # noqa: E402
+from course_lib.attacks import patch_success, train_patch  # noqa: E402
 from course_lib.data import IMAGENET_CLASSES, PHOTOS, load_imagenet_samples, load_photo  # noqa: E402
 from course_lib.models import load_model  # noqa: E402
 
 RECIPE = {"name": "toaster", "target": 859, "size": 64, "steps": 1200, "batch_size": 8, "lr": 0.02,
           "scale_range": [0.8, 1.2], "max_angle": 22.5, "seed": 0}
-
-
-def success(model, x, patch, target, places: int, seed: int) -> float:
-    """Fraction of (image, random place) pairs classified as ``target`` with the patch pasted at scale 1."""
-    hits = []
-    for r in range(places):
-        xp = apply_patch(x, patch, location="random", seed=seed + r)
-        with torch.no_grad():
-            hits.append(model(xp).argmax(1) == target)
-    return torch.cat(hits).float().mean().item()
 
 
 def main() -> None:
@@ -66,8 +56,8 @@ def main() -> None:
     u8 = (patch * 255).round().to(torch.uint8)
     patch = u8.float() / 255  # evaluate what ships
     result = {
-        "success_train_photos": round(success(model, x_train, patch, r["target"], 10, 1000), 3),
-        "success_held_out_photos": round(success(model, x_held, patch, r["target"], 20, 2000), 3),
+        "success_train_photos": round(patch_success(model, x_train, patch, r["target"], places=10, seed=1000), 3),
+        "success_held_out_photos": round(patch_success(model, x_held, patch, r["target"], places=20, seed=2000), 3),
     }
     last = history[-50:]
     print(f"{r['steps']} steps in {seconds:.0f} s; last 50 steps: loss {np.mean([h['loss'] for h in last]):.3f}, "

@@ -172,3 +172,19 @@ def test_train_patch_rejects_bad_input(images):
         train_patch(RedDetector().train(), images, target=2, size=4, steps=1, progress=False)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         train_patch(model, images + 1, target=2, size=4, steps=1, progress=False)
+
+
+def test_patch_success_counts_target_predictions_over_images_and_places(images):
+    from course_lib.attacks import patch_success
+
+    model = RedDetector().eval()
+    red, green = torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)
+    red[0], green[1] = 1.0, 1.0
+    assert patch_success(model, images, red, 2, places=3) == 1.0
+    assert patch_success(model, images, green, 2, places=3) == 0.0
+    some = red.clone()
+    some[0, 4:] = 0.0  # red on 4 of 8 rows: class 2 wins on some (image, place) pairs (40 %), not on all
+    hits = [model(apply_patch(images, some, "random", seed=5 + r)).argmax(1) == 2 for r in range(4)]
+    expected = torch.cat(hits).float().mean().item()
+    assert 0 < expected < 1
+    assert patch_success(model, images, some, 2, places=4, seed=5) == pytest.approx(expected)

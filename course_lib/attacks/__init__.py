@@ -16,8 +16,8 @@ model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs unt
 from .cw import carlini_wagner
 from .evaluate import attack_sweep, success_mask, success_rate, transfer
 from .fgsm import fgsm
-from .patch import apply_patch, place_patch, train_patch
+from .patch import apply_patch, patch_success, place_patch, train_patch
 from .pgd import pgd
 
 __all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
-           "train_patch", "apply_patch", "place_patch"]
+           "train_patch", "apply_patch", "place_patch", "patch_success"]

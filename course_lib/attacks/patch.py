@@ -12,6 +12,7 @@ nothing bounds how much the patch differs from the image beneath it, except that
 
 * :func:`train_patch`  the optimisation above, Adam on the patch's pixels, projected to ``[0, 1]``
 * :func:`apply_patch`  paste a patch (exact pixel copy) at a chosen, central or random location
+* :func:`patch_success`  how often it works: the targeted success rate at random places
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from .._validate import check_images, check_model
 from ._common import check_count, check_positive, generator, prepare
 
-__all__ = ["train_patch", "apply_patch", "place_patch"]
+__all__ = ["train_patch", "apply_patch", "place_patch", "patch_success"]
 
 
 def _check_patch(patch: torch.Tensor, x: torch.Tensor) -> None:
@@ -212,3 +213,23 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
             history.append({"loss": loss.item(), "success": hit})
         bar.set_postfix(loss=f"{loss.item():.3f}", hit=f"{hit:.2f}")
     return patch.detach()
+
+
+@torch.no_grad()
+def patch_success(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int, places: int = 10,
+                  seed: int = 0, scale: float = 1.0) -> float:
+    """The fraction of (image, place) pairs that ``model`` classifies as ``target`` with ``patch`` pasted::
+
+        (1 / (N * places)) * sum_{i, r} [ argmax f(apply_patch(x_i, patch, "random", seed + r, scale)) == target ]
+
+    ``places`` random places per image, from the seeds ``seed, seed + 1, ...`` (the same places for every patch
+    compared with the same seeds). Measure it on images the patch was not trained on, and compare with a random
+    patch of the same size: that separates the attack from occlusion.
+    """
+    check_model(model, x)
+    places = check_count(places, "places", minimum=1)
+    hits = 0
+    for r in range(places):
+        xp = apply_patch(x, patch, location="random", seed=seed + r, scale=scale)
+        hits += int((model(xp).argmax(1) == target).sum())
+    return hits / (x.shape[0] * places)

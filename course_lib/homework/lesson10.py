@@ -43,18 +43,12 @@ def digit_patch_success(patch: torch.Tensor, target: int, n: int = 500, places: 
     """The fraction of ``n`` held-out digits (from ``load_mnist("test")``, a held-out part of the official MNIST
     training set, those whose label is not ``target``) that mnist_cnn classifies as ``target`` with ``patch``
     pasted at random places (``places`` seeded draws, averaged)."""
-    from ..attacks import apply_patch
+    from ..attacks import patch_success
     from ..data import load_mnist
     from ..models import load_model
 
-    model = load_model("mnist_cnn")
     x, y = load_mnist("test")
-    x = x[y != target][:n]
-    hits = []
-    with torch.no_grad():
-        for seed in range(places):
-            hits.append((model(apply_patch(x, patch, location="random", seed=seed)).argmax(1) == target).float())
-    return torch.cat(hits).mean().item()
+    return patch_success(load_model("mnist_cnn"), x[y != target][:n], patch, target, places=places, seed=0)
 
 
 def check_digit_patch(patch, target: int, max_size: int = 10, min_success: float = 0.25) -> None:
