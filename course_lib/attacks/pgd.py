@@ -39,11 +39,12 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     in the ball. The random start is uniform in the ball: in L-infinity each pixel uniform in ``[-eps, eps]``;
     in L2 a Gaussian direction normalised to length ``eps * u^(1/d)``, ``u ~ U(0, 1)``, ``d = C*H*W``.
 
-    Which iterate is returned: Madry et al. return the last one. With ``keep_best=True`` (default) an image
-    that was fooled at some step stays fooled: per image, the last iterate if it is adversarial, else the last
-    adversarial iterate met on the way (the logits of every step's forward pass tell, plus one forward pass
-    without gradient at the end), else the last iterate. The budget is the same, the attack only reports its
-    best attempt. ``keep_best=False`` gives the paper's last iterate.
+    Which iterate is returned: Madry et al. return the last one, ``x^steps``. With ``keep_best=True`` (default)
+    an image that was fooled at some step stays fooled: per image, the last adversarial iterate among
+    ``x^0 .. x^(steps-1)`` (the logits of each step's forward pass tell, at no extra cost), else ``x^steps``.
+    The success set is exactly that of "the last iterate, or any earlier one that fooled", without a forward
+    pass beyond the ``steps`` of the budget; the attack only reports its best attempt. ``keep_best=False``
+    gives the paper's last iterate. (With ``restarts > 1`` one more forward pass per restart scores ``x^steps``.)
 
     Args:
         model: classifier mapping ``[0, 1]`` images to logits, in eval mode, on ``x``'s device.
@@ -91,8 +92,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
 def _pgd_run(model, x, y, eps, alpha, steps, norm, gen, targeted, keep_best, loss, score):
     """One PGD run over the batch: ``(x_adv, success (B,), J(x_adv) (B,))``.
 
-    Success and ``J`` cost one extra forward pass and are computed only when needed (``keep_best`` or
-    restarts); otherwise they are ``None``.
+    Success and ``J`` cost one extra forward pass (on ``x^steps``) and are computed only for restarts
+    (``score=True``); otherwise they are ``None``.
     """
     if norm == "linf":
         lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)  # the ball ∩ [0, 1], a box
@@ -124,13 +125,10 @@ def _pgd_run(model, x, y, eps, alpha, steps, norm, gen, targeted, keep_best, los
             shrink = (eps / per_image_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
             x_adv = (x + delta * expand(shrink, x)).clamp(0.0, 1.0)
 
-    if not (keep_best or score):
+    if keep_best:  # an image fooled on the way returns its last fooled iterate, the others x^steps
+        x_adv = torch.where(expand(ever, x), kept, x_adv)
+    if not score:
         return x_adv.detach().clone(), None, None
     with torch.no_grad():
         logits = model(x_adv)
-    ok = is_success(logits, y, targeted)
-    j = objective(logits, y, targeted, loss)
-    if keep_best:
-        x_adv = torch.where(expand(ok | ~ever, x), x_adv, kept)
-        ok = ok | ever
-    return x_adv.detach().clone(), ok, j
+    return x_adv.detach().clone(), is_success(logits, y, targeted), objective(logits, y, targeted, loss)
