@@ -10,11 +10,13 @@ One module per family, each with the formula and the paper in its docstring:
 * :mod:`.lime`       LIME (Ribeiro et al.)
 * :mod:`.featurevis` feature maps and activation maximisation
 * :mod:`.metrics`    how good is an explanation: deletion/insertion, stability, sanity checks, consistency
+* :mod:`.contrast`   "why a and not b?": a model whose one output is f_a - f_b, explained by any method
 
 Every function leaves the model's mode, its parameters' ``requires_grad`` and its inputs untouched, removes
 its hooks (also on error) and returns detached tensors on the input's device.
 """
 from .cam import cam, grad_cam
+from .contrast import LogitDifference, contrastive
 from .featurevis import activation_maximization, feature_maps
 from .games import as_game, image_game, patch_segments, superpixel_segments
 from .lime import lime
@@ -36,5 +38,5 @@ __all__ = [
     "image_game", "as_game", "superpixel_segments", "patch_segments",
     "shapley_exact", "shapley_permutation", "kernel_shap",
     "lime", "feature_maps", "activation_maximization", "deletion_auc", "insertion_auc", "max_sensitivity",
-    "randomization_check", "rank_correlation", "selectivity", "time_per_image",
+    "randomization_check", "rank_correlation", "selectivity", "time_per_image", "contrastive", "LogitDifference",
 ]

@@ -84,6 +84,11 @@ def cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool =
             raise ValueError(f"cam needs the layer feeding global average pooling + the final linear layer: "
                              f"the layer has {a.shape[1]} channels but the linear layer takes {fc.in_features} "
                              "features (use grad_cam for other layers)")
+        if fc.out_features != logits.shape[1]:
+            raise ValueError(f"cam needs the logits to come straight from the final linear layer, but it has "
+                             f"{fc.out_features} outputs and the model {logits.shape[1]} (a wrapper such as "
+                             "contrastive(model, a, b)? CAM is linear in the class: use "
+                             "cam(model, x, a) - cam(model, x, b), or grad_cam on the wrapper)")
         # the defining property of a GAP + linear head: the logits are fc(mean of A over positions)
         pooled = fc(a.mean((2, 3)))
         tol = max(1e-4, 100 * torch.finfo(x.dtype).eps) * (1.0 + float(logits.abs().max()))
