@@ -68,8 +68,14 @@ def show_images(x: torch.Tensor, labels=None, preds=None, class_names=None, ncol
 
 
 def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet", ax=None,
-                 title: str | None = None, colorbar: bool = False):
-    """Overlay ``heat`` (``(H, W)``, any range, rescaled to [0, 1] for display) on the image ``x``."""
+                 title: str | None = None, colorbar: bool = False, signed: bool = False):
+    """Overlay one map ``heat`` (``(H, W)``) on the image ``x`` (``(C, H, W)`` or ``(1, C, H, W)``).
+
+    ``signed=False`` (default): any range, rescaled to ``[0, 1]`` for display (``cmap``, default "jet"): for maps
+    where only "how much" matters (saliency, Grad-CAM). ``signed=True``: not rescaled; a diverging map centred at 0
+    (``cmap`` "RdBu_r" unless given: red raises the score, blue lowers it, white is 0) with the range
+    ``[-max|heat|, max|heat|]``, on the image in grey: for attributions with a sign (IG, Shapley values, LIME).
+    """
     img = to_numpy_image(x)
     h = heat.detach().float().cpu()
     while h.dim() > 2:
@@ -77,12 +83,19 @@ def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: 
             raise ValueError(f"heat must be one map (H, W), got shape {tuple(heat.shape)}")
         h = h[0]
     h = h.numpy()
-    lo, hi = float(h.min()), float(h.max())
-    h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+    if signed:
+        cmap = "RdBu_r" if cmap == "jet" else cmap
+        v = float(np.abs(h).max()) or 1.0
+        lo, hi = -v, v
+        img = img.mean(-1) if img.ndim == 3 else img  # colour would compete with red and blue
+    else:
+        lo, hi = float(h.min()), float(h.max())
+        h = (h - lo) / (hi - lo) if hi > lo else np.zeros_like(h)
+        lo, hi = 0.0, 1.0
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-    im = ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=1,
+    im = ax.imshow(h, cmap=cmap, alpha=alpha, vmin=lo, vmax=hi,
                    extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
     ax.axis("off")
     if title:

@@ -37,6 +37,17 @@ def test_heatmap_is_rescaled_to_unit_range():
     assert float(heat.min()) == 0 and float(heat.max()) == 1
 
 
+def test_signed_heatmap_keeps_values_and_centres_the_colours_at_zero():
+    heat = torch.tensor([[-2.0, 0.0], [1.0, 0.5]])
+    ax = plot.show_heatmap(torch.rand(1, 3, 2, 2), heat, signed=True)
+    base, overlay = ax.images
+    np.testing.assert_array_equal(overlay.get_array(), heat.numpy())  # not rescaled
+    assert overlay.get_clim() == (-2.0, 2.0) and overlay.get_cmap().name == "RdBu_r"
+    assert base.get_array().ndim == 2  # the photo in grey under the red and blue
+    zero = plot.show_heatmap(torch.rand(1, 1, 2, 2), torch.zeros(2, 2), signed=True).images[1]
+    assert zero.get_clim() == (-1.0, 1.0)  # an all-zero map draws white, no division by zero
+
+
 def test_heatmap_rejects_a_batch():
     with pytest.raises(ValueError, match="one map"):
         plot.show_heatmap(torch.rand(1, 3, 8, 8), torch.rand(2, 8, 8))
