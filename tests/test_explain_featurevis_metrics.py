@@ -13,6 +13,7 @@ from course_lib.explain._common import input_gradient
 from course_lib.explain.featurevis import activation_maximization, feature_maps
 from course_lib.explain.metrics import (
     deletion_auc,
+    edge_map,
     insertion_auc,
     max_sensitivity,
     randomization_check,
@@ -419,3 +420,22 @@ def test_time_per_image_divides_by_batch_and_checks_input():
     assert calls == [4] * 5 and 0 <= t < 0.01
     with pytest.raises(ValueError, match="repeats"):
         time_per_image(lambda z: z, torch.zeros(1, 1), repeats=0)
+
+
+def test_edge_map_is_the_sobel_magnitude_of_each_channel():
+    import scipy.ndimage
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 7, generator=g, dtype=torch.float64)
+    out = edge_map(None, x)  # the model is ignored: any value goes
+    assert out.shape == x.shape
+    for b in range(2):
+        for c in range(3):
+            img = x[b, c].numpy()
+            gy = scipy.ndimage.sobel(img, axis=0, mode="constant", cval=0.0)
+            gx = scipy.ndimage.sobel(img, axis=1, mode="constant", cval=0.0)
+            np.testing.assert_allclose(out[b, c].numpy(), np.hypot(gx, gy), atol=1e-12)
+    # by hand: a vertical step 0 -> 1 between columns 1 and 2 gives 4 on both sides of it inside the image
+    step = torch.zeros(1, 1, 5, 4, dtype=torch.float64)
+    step[..., 2:] = 1.0
+    assert edge_map(None, step)[0, 0, 2].tolist()[:3] == [0.0, 4.0, 4.0]

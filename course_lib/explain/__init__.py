@@ -22,6 +22,7 @@ from .games import as_game, image_game, patch_segments, superpixel_segments
 from .lime import lime
 from .metrics import (
     deletion_auc,
+    edge_map,
     insertion_auc,
     max_sensitivity,
     randomization_check,
@@ -38,5 +39,6 @@ __all__ = [
     "image_game", "as_game", "superpixel_segments", "patch_segments",
     "shapley_exact", "shapley_permutation", "kernel_shap",
     "lime", "feature_maps", "activation_maximization", "deletion_auc", "insertion_auc", "max_sensitivity",
-    "randomization_check", "rank_correlation", "selectivity", "time_per_image", "contrastive", "LogitDifference",
+    "randomization_check", "rank_correlation", "selectivity", "time_per_image", "edge_map", "contrastive",
+    "LogitDifference",
 ]

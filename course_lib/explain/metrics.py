@@ -6,7 +6,8 @@
 * sanity: :func:`randomization_check` (Adebayo et al., NeurIPS 2018): a map that does not change when the
   model's weights are destroyed does not explain the model;
 * consistency and concentration: :func:`rank_correlation` (Spearman) and :func:`selectivity`;
-* cost: :func:`time_per_image`.
+* cost: :func:`time_per_image`;
+* a reference row: :func:`edge_map`, an "explanation" that never looks at the model.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_images, check_in
 from ._common import gaussian_blur, get_layer, prepare
 
 __all__ = ["deletion_auc", "insertion_auc", "max_sensitivity", "randomization_check", "rank_correlation",
-           "selectivity", "time_per_image"]
+           "selectivity", "time_per_image", "edge_map"]
 
 
 # --------------------------------------------------------------------------- deletion / insertion
@@ -402,3 +404,25 @@ def time_per_image(fn, x: torch.Tensor, repeats: int = 3, warmup: int = 1) -> fl
         sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) / x.shape[0]
+
+
+# --------------------------------------------------------------------------- a reference that ignores the model
+def edge_map(model, x: torch.Tensor, target=None) -> torch.Tensor:
+    """Sobel edge magnitude of the *image*, per channel (the edge-detector reference of Adebayo et al., 2018)::
+
+        E = sqrt( (K_x * x)^2 + (K_y * x)^2 ),   K_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],  K_y = K_x^T
+
+    (``*`` = 2-D cross-correlation, zero padding of 1). ``model`` and ``target`` are accepted and ignored, so it
+    plugs in wherever an ``explain(model, x, target)`` goes: a map that scores well on a metric although it knows
+    nothing of the model shows what the metric cannot see (it passes any model-randomisation check, and many
+    saliency maps look like it).
+
+    Returns:
+        ``(B, C, H, W)``, ``>= 0``, on ``x``'s device.
+    """
+    check_images(x)
+    c = x.shape[1]
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    kernels = torch.stack([kx, kx.T])[:, None].repeat(c, 1, 1, 1)  # (2C, 1, 3, 3): K_x, K_y for each channel
+    g = F.conv2d(x.detach(), kernels, padding=1, groups=c)          # (B, 2C, H, W): gx_0, gy_0, gx_1, ...
+    return g.view(x.shape[0], c, 2, *x.shape[2:]).pow(2).sum(2).sqrt()
