@@ -51,6 +51,9 @@ def check_labels(y, n: int, name: str = "y", num_classes: int | None = None,
     return y
 
 
+_MODE_DEPENDENT = (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)
+
+
 def check_model(model, x: torch.Tensor | None = None, name: str = "model") -> nn.Module:
     """Check that ``model`` is an ``nn.Module`` in eval mode on the same device as ``x``."""
     if not isinstance(model, nn.Module):
@@ -58,6 +61,12 @@ def check_model(model, x: torch.Tensor | None = None, name: str = "model") -> nn
     if model.training:
         raise ValueError(f"{name} is in training mode: call {name}.eval() first (dropout and batch norm "
                          "behave differently in training mode, so results would be wrong)")
+    # eval() on the whole model, then .train() on a part (or a layer added later): batch norm would normalise
+    # with the batch's statistics (and update its buffers), dropout would drop; other layers do not care
+    inner = next((n for n, m in model.named_modules() if m.training and isinstance(m, _MODE_DEPENDENT)), None)
+    if inner is not None:
+        raise ValueError(f"{name}.{inner} is in training mode although {name} is not: call {name}.eval() first "
+                         "(it sets every submodule; dropout and batch norm behave differently in training mode)")
     if x is not None:
         p = next(iter(model.parameters()), None)
         if p is not None and p.device != x.device:

@@ -52,6 +52,22 @@ def test_model_in_training_mode_is_refused():
     assert m.training, "the check must not change the model's mode"
 
 
+def test_a_submodule_left_in_training_mode_is_refused():
+    m = load_model("mnist_cnn")
+    m.features.bn2.train()  # batch norm would normalise with the batch's statistics and update its buffers
+    buffers = [b.clone() for b in m.buffers()]
+    with pytest.raises(ValueError, match=r"model.features.bn2 is in training mode although model is not"):
+        accuracy(m, X, Y)
+    assert m.features.bn2.training and not m.training
+    assert all(torch.equal(a, b) for a, b in zip(buffers, m.buffers(), strict=True))
+    m.eval()
+    m.extra = nn.Dropout(0.5)  # added after eval(): in training mode, and dropout cares
+    with pytest.raises(ValueError, match="model.extra is in training mode"):
+        accuracy(m, X, Y)
+    m.extra = nn.Linear(2, 2)  # in training mode too, but a linear layer behaves the same in both modes
+    accuracy(m, X, Y)
+
+
 def test_not_a_model():
     with pytest.raises(TypeError, match="nn.Module"):
         accuracy(lambda x: x, X, Y)
