@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import _ok, _require
+from ._common import _close, _ok, _require
 
 __all__ = ["check_linear_contributions", "QUESTIONS"]
 
@@ -13,10 +13,6 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     _require(bool(linears), "the model has no nn.Linear layer: pass the linear softmax classifier of the lesson")
     return linears[-1]
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
 
 
 def check_linear_contributions(fn, model: nn.Module) -> None:
@@ -55,19 +51,19 @@ def check_linear_contributions(fn, model: nn.Module) -> None:
         phi = phi.detach().reshape(-1).to(device=dev, dtype=w.dtype)
         flat = x.reshape(-1)
         truth = w[c] * flat
-        if not _close(phi, truth):
+        if not _close(phi, truth, atol=1e-5):
             for other in range(k):
-                if other != c and _close(phi, w[other] * flat):
+                if other != c and _close(phi, w[other] * flat, atol=1e-5):
                     raise AssertionError(f"for class c={c} you returned the contributions of class {other}: "
                                          "use the weight vector of the class you are asked about, w[c] (the row "
                                          "of the weight matrix), not the predicted or a neighbouring class")
-            if _close(phi, w[c]):
+            if _close(phi, w[c], atol=1e-5):
                 raise AssertionError("phi equals the weight vector w_c alone: that is the *global* explanation, "
                                      "the same for every image. The contribution of pixel j to this image's logit "
                                      "is w_cj * x_j: multiply by the pixels")
-            if _close(phi, flat):
+            if _close(phi, flat, atol=1e-5):
                 raise AssertionError("phi equals the pixels x: multiply them by the weights of class c")
-            if _close(phi, w[c].abs() * flat) or _close(phi, truth.abs()):
+            if _close(phi, w[c].abs() * flat, atol=1e-5) or _close(phi, truth.abs(), atol=1e-5):
                 raise AssertionError("phi has lost the signs: a negative contribution (ink where class c has a "
                                      "negative weight) argues *against* c. Do not take absolute values")
             raise AssertionError(f"phi is not w_c * x for class c={c} (largest error "

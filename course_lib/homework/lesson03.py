@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import _ok, _require
+from ._common import _close, _fresh_model, _ok, _require
 
 __all__ = ["check_saliency", "check_riemann_ig"]
 
@@ -16,19 +16,6 @@ def _digits(n: int = 6) -> torch.Tensor:
     # one digit of each of the first n classes, so the predicted classes differ
     idx = [int((y == c).nonzero()[0]) for c in range(n)]
     return x[idx].clone()
-
-
-def _fresh_mnist_cnn() -> nn.Module:
-    from ..models import load_model
-
-    model = load_model("mnist_cnn")  # a fresh copy each time: a wrong answer may have left gradients in one
-    for p in model.parameters():
-        p.grad = None
-    return model
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=rtol, atol=atol))
 
 
 def _input_grad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, score: str = "logit") -> torch.Tensor:
@@ -75,7 +62,7 @@ def check_saliency(fn) -> None:
     from ..explain import saliency
 
     x = _digits()
-    model = _fresh_mnist_cnn()
+    model = _fresh_model()
     with torch.no_grad():
         logits = model(x)
     pred = logits.argmax(1)
@@ -227,7 +214,7 @@ def check_riemann_ig(fn) -> None:
     miss_q = float((out_q.flatten(1).sum(1) - gap_q).abs().max())
 
     # a real network: the same numbers as course_lib's rule, and close to its default (Gauss-Legendre)
-    model = _fresh_mnist_cnn()
+    model = _fresh_model()
     xd = _digits(4)
     with torch.no_grad():
         td = model(xd).argmax(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import _ok, _require
+from ._common import _close, _ok, _require
 
 __all__ = ["check_grad_cam_by_hand", "check_occlusion_drop", "check_worst_window", "QUESTIONS"]
 
@@ -30,10 +30,6 @@ def _grad_cam_inputs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, la
     finally:
         handle.remove()
     return store["A"].detach(), grad.detach()
-
-
-def _close(a, b, rtol=1e-4, atol=1e-6) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and bool(torch.allclose(a, b, rtol=rtol, atol=atol))
 
 
 def check_grad_cam_by_hand(fn) -> None:

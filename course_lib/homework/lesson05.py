@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ._common import _ok, _require
+from ._common import _close, _ok, _require
 
 __all__ = ["check_exact_shapley", "check_permutation_shapley"]
 
@@ -69,10 +69,6 @@ def _wrong_answers(table: torch.Tensor, n: int) -> dict:
     return out
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> bool:
-    return bool(torch.allclose(a, b, rtol=tol, atol=tol))
-
-
 # --------------------------------------------------------------------------- exercise 1
 def check_exact_shapley(fn) -> None:
     """Lesson 05: ``fn(value, n_players)`` must return the exact Shapley values ``(n_players,)`` of any game.
@@ -93,25 +89,25 @@ def check_exact_shapley(fn) -> None:
         game = _table_game(table, n)
         out = _as_vector(fn(game, n), n, "Shapley values")
         truth = shapley_exact(_table_game(table, n), n).double()
-        if _close(out, truth):
+        if _close(out, truth, rtol=1e-6):
             continue
         wrong = _wrong_answers(table, n)
-        if _close(out, -truth):
+        if _close(out, -truth, rtol=1e-6):
             raise AssertionError("your values have the wrong sign: the marginal contribution of i to S is "
                                  "v(S ∪ {i}) - v(S), what the coalition gains when i joins")
-        if _close(out, wrong["banzhaf"]):
+        if _close(out, wrong["banzhaf"], rtol=1e-6):
             raise AssertionError(f"on a {n}-player game you returned the plain average of v(S ∪ {{i}}) - v(S) over "
                                  "all coalitions S (the Banzhaf value). The Shapley value weights each S by "
                                  "|S|! (n - |S| - 1)! / n!, the fraction of the n! orderings in which exactly the "
                                  "players of S come before i: small and large coalitions count more")
-        if _close(out, wrong["off_by_one"]):
+        if _close(out, wrong["off_by_one"], rtol=1e-6):
             raise AssertionError("your weights are off by one: with |S| players before i and n - |S| - 1 after "
                                  "it, the weight is |S|! (n - |S| - 1)! / n!, not |S|! (n - |S|)! / n!")
-        if _close(out, wrong["leave_one_out"]):
+        if _close(out, wrong["leave_one_out"], rtol=1e-6):
             raise AssertionError("you returned v(N) - v(N \\ {i}), the marginal contribution to the full set "
                                  "(what occlusion measures). That is one coalition out of 2^(n-1); the Shapley "
                                  "value averages the contribution of i over all of them")
-        if _close(out, wrong["alone"]) and n > 1:
+        if _close(out, wrong["alone"], rtol=1e-6) and n > 1:
             raise AssertionError("you returned v({i}) - v(∅), the value of each player alone: that ignores every "
                                  "interaction. Average v(S ∪ {i}) - v(S) over all coalitions S without i, with the "
                                  "Shapley weights")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import _ok, _require
+from ._common import _fresh_model, _ok, _require
 
 __all__ = ["check_fgsm_step", "check_breaking_eps", "QUESTIONS"]
 
@@ -18,15 +18,6 @@ def _digits(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
 
     x, y = load_mnist("test")
     return x[:n].clone(), y[:n].clone()
-
-
-def _fresh_mnist_cnn() -> nn.Module:
-    from ..models import load_model
-
-    model = load_model("mnist_cnn")  # a fresh copy each time: a wrong answer may have changed the mode or grads
-    for p in model.parameters():
-        p.grad = None
-    return model
 
 
 def _ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -92,7 +83,7 @@ def check_fgsm_step(fn) -> None:
     from ..attacks import fgsm
 
     x, y = _digits()
-    model = _fresh_mnist_cnn()
+    model = _fresh_model()
     eps = 0.1
 
     for targeted in (False, True):
