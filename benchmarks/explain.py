@@ -38,6 +38,7 @@ import torch  # noqa: E402
 from _common import add_row, interleaved_times, log, machine, markdown_table, median, write_results  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from course_lib._batches import VALUES_PER_BATCH as AUTO_BATCH_VALUES  # noqa: E402
 from course_lib.data import load_mnist  # noqa: E402
 from course_lib.explain import (  # noqa: E402
     grad_cam,
@@ -51,7 +52,6 @@ from course_lib.explain import (  # noqa: E402
     shapley_exact,
     shapley_permutation,
 )
-from course_lib.explain._common import AUTO_BATCH_VALUES  # noqa: E402
 from course_lib.explain.games import as_game  # noqa: E402
 from course_lib.explain.saliency import quadrature  # noqa: E402
 from course_lib.models import load_model  # noqa: E402

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._batches import logits_in_batches
 from ._validate import check_images, check_labels, check_model
 
 __all__ = ["train", "accuracy", "predict"]
@@ -84,15 +85,16 @@ def train(model: nn.Module, loader, epochs: int, lr: float = 1e-3, weight_decay:
     return history
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in batches (no gradients), on ``x``'s device."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in batches (no gradients), on ``x``'s device. ``batch_size``: images per
+    forward pass; ``None`` (default) = about 2^20 input values (1,337 digits, 6 photos: big images are faster
+    per image in small batches on a CPU)."""
     check_images(x)
     check_model(model, x)
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return logits_in_batches(model, x, batch_size)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> float:
     """Fraction of images whose arg-max logit equals the label: ``mean(argmax f(x_i) == y_i)``."""
     check_images(x)
     check_labels(y, len(x), device=x.device)

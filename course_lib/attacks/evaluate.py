@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._batches import logits_in_batches
 from .._validate import check_labels, check_model
 from ._common import check_count, prepare
 from .cw import carlini_wagner
@@ -21,14 +22,9 @@ from .pgd import pgd
 
 __all__ = ["success_mask", "success_rate", "attack_sweep", "transfer"]
 
-_VALUES_PER_BATCH = 2 ** 20  # input values per forward pass when predicting: 1337 MNIST or 6 ImageNet images
-
-
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The predicted classes ``(B,)``, in chunks of about a million input values, without gradients."""
-    chunk = max(1, _VALUES_PER_BATCH // x[0].numel())
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + chunk]).argmax(1) for i in range(0, x.shape[0], chunk)])
+    """The predicted classes ``(B,)``, in batches of about a million input values, without gradients."""
+    return logits_in_batches(model, x).argmax(1)
 
 
 def success_mask(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._batches import check_batch_size, logits_in_batches
 from .._validate import check_images, check_model
 from ._common import check_count, check_positive, generator, prepare
 
@@ -217,19 +218,21 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
 
 @torch.no_grad()
 def patch_success(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int, places: int = 10,
-                  seed: int = 0, scale: float = 1.0) -> float:
+                  seed: int = 0, scale: float = 1.0, batch_size: int | None = None) -> float:
     """The fraction of (image, place) pairs that ``model`` classifies as ``target`` with ``patch`` pasted::
 
         (1 / (N * places)) * sum_{i, r} [ argmax f(apply_patch(x_i, patch, "random", seed + r, scale)) == target ]
 
     ``places`` random places per image, from the seeds ``seed, seed + 1, ...`` (the same places for every patch
     compared with the same seeds). Measure it on images the patch was not trained on, and compare with a random
-    patch of the same size: that separates the attack from occlusion.
+    patch of the same size: that separates the attack from occlusion. ``batch_size``: images per forward pass,
+    ``None`` (default) = about 2^20 input values (6 photos).
     """
     check_model(model, x)
     places = check_count(places, "places", minimum=1)
+    check_batch_size(batch_size, x)
     hits = 0
     for r in range(places):
         xp = apply_patch(x, patch, location="random", seed=seed + r, scale=scale)
-        hits += int((model(xp).argmax(1) == target).sum())
+        hits += int((logits_in_batches(model, xp, batch_size).argmax(1) == target).sum())
     return hits / (x.shape[0] * places)

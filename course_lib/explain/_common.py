@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._batches import check_batch_size  # noqa: F401 (the explain modules import it from here)
 from .._validate import check_images, check_model
 
 
@@ -166,20 +167,6 @@ def as_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tens
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name} must have values in [0, 1] like the images, got values in [{lo:.4g}, {hi:.4g}]")
     return b
-
-
-#: input values per forward pass when ``batch_size=None``: large batches are fast, this keeps memory modest
-AUTO_BATCH_VALUES = 2 ** 20
-
-
-def check_batch_size(batch_size, x: torch.Tensor) -> int:
-    """``batch_size`` (images per forward pass) checked; ``None`` = as many images as fit in
-    :data:`AUTO_BATCH_VALUES` input values (1337 MNIST images, 6 ImageNet images at 224x224)."""
-    if batch_size is None:
-        return max(1, AUTO_BATCH_VALUES // x[0].numel())
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int (images per forward pass) or None, got {batch_size!r}")
-    return batch_size
 
 
 @contextlib.contextmanager
