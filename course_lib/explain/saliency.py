@@ -78,13 +78,16 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, sigma: float = 0.
         SG_c(x) = 1/n  sum_{i=1..n}  | d y_c / d x (x + e_i) |,      e_i ~ N(0, sigma^2 I)
 
     The noise cancels the high-frequency ups and downs of the gradient that make plain saliency look speckled.
+    The paper's ``M_c`` is the signed gradient, made absolute for display after averaging; like Captum's
+    ``NoiseTunnel`` over ``Saliency`` (``abs=True``) we average the absolute values, the saliency map of
+    :func:`saliency`.
 
     Args:
         model: classifier mapping ``[0, 1]`` images to logits, in eval mode.
         x: images ``(B, C, H, W)``, float in ``[0, 1]``.
         target: ``None`` (default) = the class predicted for the clean ``x``; an int; or a LongTensor ``(B,)``.
         sigma: noise standard deviation in pixel units (default 0.15, i.e. 15 % of the ``[0, 1]`` range, the
-            paper's recommended 10-20 %). The noisy images are not clipped, as in the paper.
+            paper's recommended 10-20 %). The noisy images are not clipped to ``[0, 1]``.
         n_samples: number of noisy copies per image (default 50, as in the paper).
         seed: int, ``torch.Generator`` on ``x``'s device, or ``None`` (different noise on every call).
             The same seed (and the same ``batch_size``) gives the same result; the global RNG is not touched.
