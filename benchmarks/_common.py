@@ -100,8 +100,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` and ``results/<name>.md``; return both paths."""
+    """Write ``results/<name>.json`` and ``results/<name>.md``; return both paths. A smoke run
+    (``BENCH_QUICK=1``) writes ``<name>_quick.*`` instead (git-ignored), so it never replaces a full run's table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("BENCH_QUICK") == "1":
+        name = f"{name}_quick"
     js, md = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
     js.write_text(json.dumps(_clean(payload), indent=2, default=_jsonable, allow_nan=False) + "\n")
     md.write_text(markdown if markdown.endswith("\n") else markdown + "\n")
