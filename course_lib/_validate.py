@@ -72,6 +72,9 @@ def check_model(model, x: torch.Tensor | None = None, name: str = "model") -> nn
         if p is not None and p.device != x.device:
             raise ValueError(f"{name} is on {p.device} but the images are on {x.device}: "
                              f"move one of them, e.g. x = x.to({str(p.device)!r})")
+        if p is not None and p.is_floating_point() and x.is_floating_point() and p.dtype != x.dtype:
+            raise TypeError(f"{name}'s parameters are {p.dtype} but the images are {x.dtype}: convert one of them, "
+                            f"e.g. x = x.to({p.dtype}) (or {name}.to({x.dtype}) for a model of your own)")
     return model
 
 

@@ -68,6 +68,20 @@ def test_a_submodule_left_in_training_mode_is_refused():
     accuracy(m, X, Y)
 
 
+def test_images_of_another_dtype_than_the_model_get_a_clear_error():
+    m = load_model("mnist_cnn")
+    with pytest.raises(TypeError, match=r"parameters are torch.float32 but the images are torch.float64.*x.to"):
+        accuracy(m, X.double(), Y)
+    from course_lib.attacks import fgsm
+    from course_lib.explain import saliency
+
+    with pytest.raises(TypeError, match="torch.float64"):
+        fgsm(m, X.double(), Y, 0.1)
+    with pytest.raises(TypeError, match="torch.float64"):
+        saliency(m, X.double())
+    assert accuracy(m.double(), X.double(), Y) >= 0  # a model converted to the images' dtype is fine
+
+
 def test_not_a_model():
     with pytest.raises(TypeError, match="nn.Module"):
         accuracy(lambda x: x, X, Y)
