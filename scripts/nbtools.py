@@ -49,7 +49,7 @@ def clean(nb) -> None:
                     out.data["image/png"] = shrink_png(out.data["image/png"])
                 if not out.data:
                     continue
-                out.pop("metadata", None) if not out.get("metadata") else None
+                out.setdefault("metadata", {})  # required by the nbformat schema (JupyterLab warns without it)
             outputs.append(out)
         cell.outputs = outputs
         if cell.execution_count is not None:
@@ -62,7 +62,13 @@ def clean(nb) -> None:
 
 def problems(nb) -> list[str]:
     """What keeps a committed lesson from being clean: stored errors, widget state, paths, numbering, formats."""
+    import nbformat
+
     found = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as e:
+        found.append(f"is not valid nbformat {nb.get('nbformat')}: {e.message}")
     if "widgets" in nb.metadata:
         found.append("stores widget state (metadata.widgets)")
     expected = 0

@@ -160,8 +160,10 @@ def max_sensitivity(explain_fn, x: torch.Tensor, radius: float = 0.02, n_samples
         SENS_max(x) = max_{j=1..n_samples} || Phi(x + d_j) - Phi(x) ||_2 / || Phi(x) ||_2,
         d_j ~ Uniform[-radius, radius]^(C x H x W), x + d_j clipped to [0, 1]
 
-    Lower is more stable. Dividing by ||Phi(x)|| makes methods with maps of different scale comparable
-    (Captum's ``sensitivity_max`` is the unnormalised version). 0/0 counts as 0 and c/0 (c > 0) as inf.
+    Lower is more stable. Dividing by ||Phi(x)|| makes methods with maps of different scale comparable; Yeh et
+    al. define the unnormalised change, Captum's ``sensitivity_max`` divides by the clean map's norm as here
+    (it does not clip ``x + d_j``, and divides by 1 where ``Phi(x) = 0``). Here 0/0 counts as 0 and c/0 (c > 0)
+    as inf.
 
     Args:
         explain_fn: ``explain_fn(images) -> attribution`` of shape (B, ...). It is called on perturbed images,
