@@ -25,9 +25,10 @@ def check_images(x, name: str = "x", channels: int | tuple[int, ...] | None = No
                              f"got {x.shape[1]} (shape {tuple(x.shape)})")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         raise ValueError(f"{name} must be {size[0]}x{size[1]} pixels, got {x.shape[-2]}x{x.shape[-1]}")
-    if not torch.isfinite(x).all():
+    v = x.detach()  # a tensor that requires grad is fine as input; reading its values needs no graph
+    if not torch.isfinite(v).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = float(v.min()), float(v.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name} must have values in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
                          "(models in this course normalise inside themselves: pass raw pixels)")

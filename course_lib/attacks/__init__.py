@@ -9,15 +9,23 @@ paper in its docstring:
 * :mod:`.patch`     universal adversarial patches (Brown et al., 2017): train one, paste it anywhere
 * :mod:`.evaluate`  success rates, robustness curves over eps, transfer between models (grey box)
 
+Black-box attacks never see the model, only an :class:`Oracle` that answers queries and counts them:
+
+* :mod:`.oracle`    ``Oracle(model, access="scores" | "labels", max_queries=None)``
+* :mod:`.boundary`  the Boundary attack (Brendel, Rauber & Bethge, 2018): labels only
+
 ``y`` is the true label (untargeted) or the target label (``targeted=True``). Every attack returns the
 adversarial images only, detached, on the input's device, in ``[0, 1]`` and inside its budget; it leaves the
 model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs untouched.
 """
+from .boundary import boundary_attack
 from .cw import carlini_wagner
 from .evaluate import attack_sweep, success_mask, success_rate, transfer
 from .fgsm import fgsm
+from .oracle import Oracle, QueryBudgetExceeded
 from .patch import apply_patch, patch_success, place_patch, train_patch
 from .pgd import pgd
 
 __all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
-           "train_patch", "apply_patch", "place_patch", "patch_success"]
+           "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
+           "boundary_attack"]
