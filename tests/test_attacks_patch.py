@@ -188,3 +188,19 @@ def test_patch_success_counts_target_predictions_over_images_and_places(images):
     expected = torch.cat(hits).float().mean().item()
     assert 0 < expected < 1
     assert patch_success(model, images, some, 2, places=4, seed=5) == pytest.approx(expected)
+
+
+def test_random_locations_reach_every_position_and_a_full_size_patch_works():
+    """'random' places the top-left corner uniformly on every position where the patch fits, the last row and
+    column included; a patch as large as the image has one place."""
+    out = apply_patch(torch.zeros(300, 1, 4, 4), torch.ones(1, 2, 2), "random", seed=0)
+    corners = {tuple(int(v) for v in (img[0] > 0).nonzero()[0]) for img in out}
+    assert corners == {(r, c) for r in range(3) for c in range(3)}
+    assert torch.equal(apply_patch(torch.zeros(2, 1, 4, 4), torch.ones(1, 4, 4), "random", seed=0),
+                       torch.ones(2, 1, 4, 4))
+
+
+def test_centre_placement_rounds_down():
+    """location=None puts the top-left corner at ((H - s) // 2, (W - s) // 2): for 7x7 and s = 2, at (2, 2)."""
+    out = apply_patch(torch.zeros(1, 1, 7, 7), torch.ones(1, 2, 2))
+    assert (out[0, 0] > 0).nonzero().tolist() == [[2, 2], [2, 3], [3, 2], [3, 3]]

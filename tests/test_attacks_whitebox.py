@@ -214,6 +214,27 @@ def test_pgd_seed_reproducible_and_global_rng_untouched():
         assert not torch.equal(a, c)
 
 
+def test_pgd_l2_single_step_has_length_alpha():
+    """One L2 step from x moves by exactly alpha along the normalised gradient (here w1 - w0 of a linear model:
+    the gradient of the cross-entropy of class 0 points along it), whatever the gradient's size."""
+    model = linear_model(k=2, seed=4)
+    x = torch.full((2, 1, 4, 4), 0.5, dtype=torch.float64)
+    y = torch.zeros(2, dtype=torch.long)
+    d = (model.weight[1] - model.weight[0]).detach()
+    d = d / d.norm()
+    out = pgd(model, x, y, 1.0, alpha=0.1, steps=1, norm="l2", random_start=False, keep_best=False)
+    torch.testing.assert_close(out, x + 0.1 * d, atol=1e-12, rtol=0)
+
+
+def test_pgd_linf_random_start_is_uniform_in_the_box():
+    """Each pixel's random start is uniform in [-eps, eps]: half of |delta| below eps/2, none at the faces."""
+    x = torch.full((1, 1, 100, 40), 0.5)
+    delta = (pgd(linear_model(k=2, shape=(1, 100, 40), dtype=torch.float32), x, torch.zeros(1, dtype=torch.long),
+                 0.3, 0.01, 0, seed=0) - x).abs()
+    assert abs((delta <= 0.15).float().mean().item() - 0.5) < 0.03
+    assert (delta >= 0.3 - 1e-6).float().mean().item() < 0.01
+
+
 def test_pgd_l2_random_start_is_uniform_in_the_ball():
     """steps=0: the start itself. Uniform in a d-ball means ||delta|| / eps ~ u^(1/d), i.e. P(r <= s) = s^d."""
     model, y = linear_model(k=2, shape=(1, 2, 1)), torch.zeros(4000, dtype=torch.long)
@@ -366,6 +387,23 @@ def test_cw_warm_start_gives_saturated_pixels_the_whole_budget(mnist_cnn, digits
     assert ((cold - x).abs() > 1e-2)[x == 0].sum() == 0
 
 
+def test_cw_returns_the_closest_success_it_saw():
+    """Per image the result is the successful iterate with the smallest L2 distance among all those the attack
+    evaluated (replayed through a recorder), not merely the last success."""
+    model = linear_model(k=3, seed=11)
+    rec = Recorder(model).eval()
+    x = images(b=6, shape=(1, 4, 4), seed=11, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    out = carlini_wagner(rec, x, y, binary_search_steps=4, steps=50, lr=0.05, abort_early=False)
+    seen = torch.stack([s for s in rec.seen if s.shape[0] == x.shape[0]])           # (passes, B, 1, 4, 4)
+    with torch.no_grad():
+        fooled = torch.stack([model(s).argmax(1) != y for s in seen])                # (passes, B)
+    dist = (seen - x).flatten(2).norm(dim=2).masked_fill(~fooled, float("inf"))    # (passes, B)
+    assert torch.isfinite(dist.min(0).values).all()
+    torch.testing.assert_close((out - x).flatten(1).norm(dim=1), dist.min(0).values, atol=1e-9, rtol=0)
+
+
 def test_cw_returns_the_last_iterate_when_every_c_fails(mnist_cnn, digits):
     x, y = digits[0][:3], digits[1][:3]
     out = carlini_wagner(mnist_cnn, x, y, c=1e-9, binary_search_steps=1, steps=1)
@@ -378,6 +416,19 @@ def test_cw_returns_the_last_iterate_when_every_c_fails(mnist_cnn, digits):
 def _shift(model, x, y, eps, targeted=False):
     """A fake attack with a known result: brighten every pixel by eps."""
     return (x + eps).clamp(0, 1)
+
+
+def test_transfer_rate_counts_only_images_the_target_got_right():
+    """f(x) = (0.5 - x, x - 0.5) on one pixel: class 0 below 0.5. The target gets 0.1 and 0.3 right and 0.6,
+    0.9 wrong; shifted by 0.3 the 0.3 crosses (0.6), the 0.1 does not (0.4): 1 transfer of 2 eligible images."""
+    model = Linear(torch.tensor([[[[-1.0]]], [[[1.0]]]], dtype=torch.float64),
+                   torch.tensor([0.5, -0.5], dtype=torch.float64)).eval()
+    x = torch.tensor([0.1, 0.3, 0.6, 0.9], dtype=torch.float64).view(4, 1, 1, 1)
+    y = torch.zeros(4, dtype=torch.long)
+    res = transfer(model, model, x, y, lambda m, x, y, targeted=False: _shift(m, x, y, 0.3))
+    assert res["n_eligible"] == 2
+    assert res["transfer_mask"].tolist() == [False, True, True, True]
+    assert res["transfer_rate"] == 0.5
 
 
 def test_success_mask_and_rate_by_hand():

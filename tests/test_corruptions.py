@@ -63,9 +63,11 @@ def test_brightness_and_contrast_by_hand():
     assert torch.allclose(C.contrast(x, 5).mean(), m)
 
 
-def test_blur_matches_scipy():
-    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    sigma = C.SEVERITIES["gaussian_blur"][2] * 32 / 32
+@pytest.mark.parametrize("size", [32, 64])
+def test_blur_matches_scipy(size):
+    """sigma scales with the height (sigma * H / 32): the same defocus on a digit and on a photo."""
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    sigma = C.SEVERITIES["gaussian_blur"][2] * size / 32
     ours = C.gaussian_blur(x, 3).numpy()
     radius = math.ceil(3 * sigma)
     # torch "reflect" (d c b | a b c d) is scipy's "mirror"

@@ -481,3 +481,18 @@ def test_bad_estimator_arguments():
     with pytest.raises(TypeError, match="value must be a callable"):
         shapley_permutation("game", 3, 10)
     assert game.evaluations == 0
+
+
+def test_kernel_design_gives_each_size_its_kernel_weight():
+    """Whatever is enumerated or sampled, the regression weights of the coalitions of size s or n - s add up to
+    the Shapley kernel's total weight on those sizes, W_s = (n - 1) / (s (n - s)) for each of the two sizes."""
+    from course_lib.explain.shapley import _kernel_design
+
+    n = 10
+    masks, weights = _kernel_design(n, 198, torch.Generator().manual_seed(0))
+    assert masks.shape[0] == weights.shape[0] <= 198
+    sizes = masks.sum(1)
+    for s in range(1, n // 2 + 1):
+        pair = (sizes == s) | (sizes == n - s)
+        expected = (n - 1) / (s * (n - s)) * (1 if 2 * s == n else 2)
+        assert float(weights[pair].sum()) == pytest.approx(expected, rel=1e-9), s

@@ -22,6 +22,8 @@ Y = torch.tensor([1, 2, 3, 4])
     (torch.rand(1, 28, 28), ValueError, r"shape \(B, C, H, W\).*x\[None\]"),
     (torch.rand(4, 1, 28, 28) * 255, ValueError, r"values in \[0, 1\]"),
     (torch.rand(4, 1, 28, 28) - 0.5, ValueError, r"values in \[0, 1\]"),
+    (torch.full((4, 1, 28, 28), 1.2), ValueError, r"values in \[0, 1\]"),       # just above the range
+    (torch.full((4, 1, 28, 28), -0.01), ValueError, r"values in \[0, 1\]"),     # just below it
     ((torch.rand(4, 1, 28, 28) * 255).to(torch.uint8), TypeError, "floating-point.*uint8.*divide by 255"),
     (torch.full((4, 1, 28, 28), float("nan")), ValueError, "NaN"),
     (torch.rand(0, 1, 28, 28), ValueError, "empty batch"),
