@@ -12,6 +12,7 @@ paper in its docstring:
 Black-box attacks never see the model, only an :class:`Oracle` that answers queries and counts them:
 
 * :mod:`.oracle`    ``Oracle(model, access="scores" | "labels", max_queries=None)``
+* :mod:`.zoo`       ZOO (Chen et al., 2017): C&W's objective with gradients estimated from probabilities
 * :mod:`.boundary`  the Boundary attack (Brendel, Rauber & Bethge, 2018): labels only
 
 ``y`` is the true label (untargeted) or the target label (``targeted=True``). Every attack returns the
@@ -25,7 +26,8 @@ from .fgsm import fgsm
 from .oracle import Oracle, QueryBudgetExceeded
 from .patch import apply_patch, patch_success, place_patch, train_patch
 from .pgd import pgd
+from .zoo import zoo
 
 __all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
            "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
-           "boundary_attack"]
+           "boundary_attack", "zoo"]
