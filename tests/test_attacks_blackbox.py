@@ -140,6 +140,8 @@ def test_boundary_attack_targeted_starts_from_init_and_keeps_the_target(mnist_cn
     with torch.no_grad():
         pool_pred = mnist_cnn(pool_x).argmax(1)
     init = torch.stack([pool_x[(pool_pred == t).nonzero()[0, 0]] for t in target.tolist()])
+    with pytest.raises(ValueError, match="max_queries must be >= 2"):
+        boundary_attack(Oracle(mnist_cnn, "labels"), x, target, targeted=True, init=x.clone(), max_queries=1)
     with pytest.raises(ValueError, match="already be adversarial"):
         boundary_attack(Oracle(mnist_cnn, "labels"), x, target, targeted=True, init=x.clone(), progress=False)
     out = boundary_attack(Oracle(mnist_cnn, "labels"), x, target, targeted=True, init=init, max_queries=500,

@@ -65,6 +65,8 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
         raise ValueError(f"step_adaptation must be > 1, got {step_adaptation!r}")
     adapt_every, init_trials = check_count(adapt_every, "adapt_every", 1), check_count(init_trials, "init_trials")
     search_steps = check_count(search_steps, "search_steps")
+    if init is not None and max_queries < 2:
+        raise ValueError(f"with init, max_queries must be >= 2 (one query for x, one for init), got {max_queries}")
     if targeted and init is None:
         raise ValueError("a targeted boundary attack needs init=...: images the model already classifies as the "
                          "targets (for instance images of those classes), to start from")
