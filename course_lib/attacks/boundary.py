@@ -36,8 +36,8 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
     Start: an image the oracle already gets wrong (or, targeted, already calls ``y``) is returned as it is (one
     query). Otherwise ``init`` if given (images the oracle already classifies adversarially, e.g. photos of the target
     class), else (untargeted only) random noise, redrawn up to ``init_trials`` times until adversarial (in turn
-    uniform noise, sparse binary noise of a random density below 1/2 and uniform noise dimmed by a random factor:
-    a model may call all uniform noise one class, an "8" for mnist_cnn, which fools nothing on the 8s); then
+    uniform noise, uniform noise dimmed by a random factor, and sparse binary noise: a model may call all uniform
+    noise one class, an "8" for mnist_cnn, which fools nothing on the 8s); then
     ``search_steps`` bisection steps on the segment from ``x`` to the start find a point near the boundary.
 
     Args:
@@ -170,11 +170,14 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
 
 
 def _noise(trial: int, shape, gen, device, dtype) -> torch.Tensor:
-    """Starting-point candidates of three kinds in turn: uniform, sparse binary (density < 1/2), dimmed uniform."""
+    """Starting-point candidates, in turn: uniform noise, dimmed uniform noise (twice: ``u * level`` with ``level``
+    drawn mostly small), sparse binary noise (density < 1/2: pixels at exactly 0 and 1, where the walk's clipping
+    bites, so it comes last)."""
     u = torch.rand(shape, generator=gen, device=device, dtype=dtype)
-    if trial % 3 == 0:
+    kind = trial % 4
+    if kind == 0:
         return u
     level = torch.rand(shape[0], generator=gen, device=device, dtype=dtype)
-    if trial % 3 == 1:
-        return (torch.rand(shape, generator=gen, device=device, dtype=dtype) < expand(level / 2, u)).to(dtype)
-    return u * expand(level, u)
+    if kind in (1, 2):
+        return u * expand(level * level, u)
+    return (torch.rand(shape, generator=gen, device=device, dtype=dtype) < expand(level / 2, u)).to(dtype)
