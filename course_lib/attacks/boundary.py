@@ -28,10 +28,12 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
         x_new = x + (1 - epsilon) * (clip(x_s) - x)                (step towards the original)
 
     and keeps ``x_new`` if the oracle says it is adversarial and it is closer to ``x``. Both candidates are
-    queried (2 queries per iteration): ``delta`` (``spherical_step``) grows by ``step_adaptation`` when more than
-    half of the last ``adapt_every`` orthogonal candidates were adversarial and shrinks below a fifth (the
-    boundary is locally flat: larger steps are safe); ``epsilon`` (``source_step``) the same with the success of
-    ``x_new`` among them, as in the authors' Foolbox implementation.
+    queried (2 queries per iteration). Every ``adapt_every`` iterations, per image, ``delta``
+    (``spherical_step``) grows by ``step_adaptation`` when more than half of the orthogonal candidates were
+    adversarial and shrinks when fewer than a fifth were (the boundary is locally flat: larger steps are safe);
+    ``epsilon`` (``source_step``) grows when more than a quarter of the full candidates ``x_new`` were adversarial
+    and shrinks below a tenth (the thresholds of the authors' Foolbox implementation; the two are adapted
+    independently here). A walk whose ``epsilon`` falls below 1e-7 has converged and stops.
 
     Start: an image the oracle already gets wrong (or, targeted, already calls ``y``) is returned as it is (one
     query). Otherwise ``init`` if given (images the oracle already classifies adversarially, e.g. photos of the target
@@ -151,18 +153,15 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
         adv[idx[accept]] = candidate[accept]
         tries[idx] += 1
         sph_hits[idx] += ok_sph.float()
-        src_hits[idx] += (ok & ok_sph).float()
-        # step sizes, per image, every adapt_every iterations (Brendel et al.: keep about half the steps valid)
+        src_hits[idx] += ok.float()
+        # step sizes, per image, every adapt_every iterations (Brendel et al.): delta keeps roughly half of the
+        # orthogonal candidates adversarial, epsilon between a tenth and a quarter of the full candidates
         due = idx[tries[idx] >= adapt_every]
         if due.numel():
-            p_sph = sph_hits[due] / tries[due]
-            p_src = src_hits[due] / sph_hits[due].clamp_min(1)
+            p_sph, p_src = sph_hits[due] / tries[due], src_hits[due] / tries[due]
             f = step_adaptation
-            up, down = p_sph > 0.5, p_sph < 0.2
-            sph[due] = torch.where(up, sph[due] * f, torch.where(down, sph[due] / f, sph[due]))
-            src[due] = torch.where(up, src[due] * f, torch.where(down, src[due] / f, src[due]))
-            up, down = (p_src > 0.5) & (sph_hits[due] > 0), p_src < 0.2
-            src[due] = torch.where(up, src[due] * f, torch.where(down, src[due] / f, src[due]))
+            sph[due] = torch.where(p_sph > 0.5, sph[due] * f, torch.where(p_sph < 0.2, sph[due] / f, sph[due]))
+            src[due] = torch.where(p_src > 0.25, src[due] * f, torch.where(p_src < 0.1, src[due] / f, src[due]))
             tries[due], sph_hits[due], src_hits[due] = 0, 0, 0
         bar.update(1)
     bar.close()
