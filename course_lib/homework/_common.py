@@ -25,3 +25,18 @@ def _fresh_model(name: str = "mnist_cnn") -> nn.Module:
     from ..models import load_model
 
     return load_model(name)
+
+
+def _check_input_gradient_hygiene(model: nn.Module, x: torch.Tensor, out, score: str = "score") -> None:
+    """What every "differentiate with respect to the input" answer must respect, checked after the call: the
+    caller's ``x`` left without ``requires_grad``, the model still in eval mode with no ``.grad`` left in its
+    parameters, and a detached result. ``score`` names what the student differentiated (for the message)."""
+    _require(not x.requires_grad, "your function switched on requires_grad on the caller's x: work on a copy, "
+             "xg = x.detach().clone().requires_grad_(True)")
+    _require(not model.training, "your function left the model in training mode: never call model.train() here "
+             "(batch norm would use the batch's statistics, dropout would drop: another function is explained)")
+    left = [name for name, p in model.named_parameters() if p.grad is not None] + [""]
+    _require(not left[0], f"your function left gradients in the model's parameters (e.g. {left[0]}.grad): "
+             f"{score}.backward() also differentiates with respect to every weight, and those gradients pile up "
+             f"from call to call. Use torch.autograd.grad({score}, xg), which returns the input's gradient only")
+    _require(not out.requires_grad, "return a detached tensor (call .detach()), not one that is part of a graph")

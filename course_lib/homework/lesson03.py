@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import _close, _fresh_model, _ok, _require
+from ._common import _check_input_gradient_hygiene, _close, _fresh_model, _ok, _require
 
 __all__ = ["check_saliency", "check_riemann_ig"]
 
@@ -40,14 +40,7 @@ def _call_saliency(fn, model, x, **kw):
              f"got {tuple(out.shape)}")
     _require(torch.equal(x, before), "your function changed x in place: differentiate with respect to a copy, "
              "xg = x.detach().clone().requires_grad_(True)")
-    _require(not x.requires_grad, "your function switched on requires_grad on the caller's x: work on a copy, "
-             "xg = x.detach().clone().requires_grad_(True)")
-    _require(not model.training, "your function left the model in training mode: never call model.train() here")
-    left = [name for name, p in model.named_parameters() if p.grad is not None] + [""]
-    _require(not left[0], f"your function left gradients in the model's parameters (e.g. {left[0]}.grad): "
-             "score.backward() also differentiates with respect to every weight, and those gradients pile up "
-             "from call to call. Use torch.autograd.grad(score, xg), which returns the input's gradient only")
-    _require(not out.requires_grad, "return a detached tensor (call .detach()), not one that is part of a graph")
+    _check_input_gradient_hygiene(model, x, out, "score")
     return out.detach()
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import _fresh_model, _ok, _require
+from ._common import _check_input_gradient_hygiene, _fresh_model, _ok, _require
 
 __all__ = ["check_fgsm_step", "check_breaking_eps", "QUESTIONS"]
 
@@ -34,15 +34,7 @@ def _call_attack(fn, model, x, y, eps, targeted):
     _require(torch.equal(x, xb) and torch.equal(y, yb),
              "your function changed x (or y) in place: differentiate with respect to a copy, "
              "xg = x.detach().clone().requires_grad_(True), and return a new tensor")
-    _require(not x.requires_grad, "your function switched on requires_grad on the caller's x: work on a copy, "
-             "xg = x.detach().clone().requires_grad_(True)")
-    _require(not model.training, "your function left the model in training mode: an attack must not change the "
-             "model (batch norm would use the batch's statistics and the attack would target another function)")
-    left = [name for name, p in model.named_parameters() if p.grad is not None] + [""]
-    _require(not left[0], f"your function left gradients in the model's parameters (e.g. {left[0]}.grad): "
-             "loss.backward() also differentiates with respect to every weight; use "
-             "torch.autograd.grad(loss, xg), which returns the input's gradient only")
-    _require(not out.requires_grad, "return a detached tensor (call .detach()), not one that is part of a graph")
+    _check_input_gradient_hygiene(model, x, out, "loss")
     return out.detach()
 
 
