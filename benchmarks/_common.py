@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -128,10 +130,6 @@ def _jsonable(v):
     return str(v)
 
 
-if __name__ == "__main__":
-    pass  # a helper module: `make bench` runs every benchmarks/*.py, and this one has nothing to measure
-
-
 def log(msg: str = "") -> None:
     """Print at once (a benchmark runs for minutes: the progress should show as it happens)."""
     print(msg, flush=True)
@@ -159,3 +157,28 @@ def add_row(rows: list, row: str, metric: str, ours, peer: str, theirs=None, tar
     m = "" if met is None else ("  [target met]" if met else "  [target MISSED]")
     log(f"  {metric:<48s} ours {show(ours):>10s}  {peer:<28s} {show(theirs):>10s}{r}{m}"
         + (f"  ({note})" if note else ""))
+
+
+class Counted(torch.nn.Module):
+    """The model, counting the images it is called on: an attack's or explainer's cost in forward passes (or
+    queries) per image, a number the machine's load does not change."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.images = 0
+
+    def forward(self, x):
+        self.images += x.shape[0]
+        return self.model(x)
+
+
+def rows_table(rows: list[dict], targets: bool = True) -> str:
+    """The markdown table of :func:`add_row`'s lines (without the Target/Met columns for ``targets=False``)."""
+    keys = ["row", "metric", "course_lib", "peer", "peer_value", "ratio"] + (["target", "met"] if targets else [])
+    header = ["Row", "Metric", "course_lib", "Peer", "Peer value", "Ratio"] + (["Target", "Met"] if targets else [])
+    return markdown_table(header + ["Note"], [[r[k] for k in keys] + [r["note"]] for r in rows])
+
+
+if __name__ == "__main__":
+    pass  # a helper module: `make bench` runs every benchmarks/*.py, and this one has nothing to measure

@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import add_row, interleaved_times, log, machine, markdown_table, median, write_results
+from _common import Counted, add_row, interleaved_times, log, machine, median, rows_table, write_results
 from torch import nn
 
 import course_lib
@@ -102,19 +102,6 @@ NOTES = [
 def add(*args, **kwargs) -> None:
     """One line of this benchmark's results table (:func:`_common.add_row` on ``ROWS``)."""
     add_row(ROWS, *args, **kwargs)
-
-
-class Counted(nn.Module):
-    """The model, counting the images it is called on: the attacks' cost in forward passes per image."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.images = 0
-
-    def forward(self, x):
-        self.images += x.shape[0]
-        return self.model(x)
 
 
 COUNTED: dict[str, Counted] = {}  # one counting wrapper per library, around the same model
@@ -479,9 +466,7 @@ def main() -> None:
               "repeats_slow": REPEATS_SLOW,
               "data": "load_mnist('test'): held out from the official MNIST training set", "model": "mnist_cnn"}
 
-    header = ["Row", "Metric", "course_lib", "Peer", "Peer value", "Ratio", "Target", "Met", "Note"]
-    table = markdown_table(header, [[r["row"], r["metric"], r["course_lib"], r["peer"], r["peer_value"], r["ratio"],
-                                     r["target"], r["met"], r["note"]] for r in ROWS])
+    table = rows_table(ROWS)
     md = "\n".join([
         "# course_lib.attacks vs torchattacks, Foolbox, ART",
         "",

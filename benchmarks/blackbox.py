@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import add_row, log, machine, markdown_table, write_results
+from _common import Counted, add_row, log, machine, rows_table, write_results
 from torch import nn
 
 from course_lib.attacks import Oracle, boundary_attack, zoo
@@ -41,18 +41,6 @@ BOUNDARY_STEPS = (20,) if QUICK else (250, 1000)
 N_ZOO = 2 if QUICK else 10
 ZOO_ITERS = 2 if QUICK else 40
 ROWS: list[dict] = []
-
-
-class Counted(nn.Module):
-    """The model, counting the images it is called on."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model, self.images = model, 0
-
-    def forward(self, x):
-        self.images += x.shape[0]
-        return self.model(x)
 
 
 def outcome(model, adv, x, y):
@@ -159,9 +147,7 @@ def main() -> None:
 
     elapsed = time.perf_counter() - start
     info["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
-    header = ["Row", "Metric", "course_lib", "Peer", "Peer value", "Ratio", "Note"]
-    table = markdown_table(header, [[r["row"], r["metric"], r["course_lib"], r["peer"], r["peer_value"], r["ratio"],
-                                     r["note"]] for r in ROWS])
+    table = rows_table(ROWS, targets=False)
     md = (f"# course_lib black-box attacks vs Foolbox and ART\n\nMachine: {info['cpu']}, torch threads {THREADS}, "
           f"load average {info['load_average_1_5_15']} at the start, {info['load_average_at_end']} at the end. "
           f"Versions: {versions}, torch {info['torch']}.\n\nModel `mnist_cnn` (eval), held-out digits of "

@@ -35,7 +35,7 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import add_row, interleaved_times, log, machine, markdown_table, median, write_results  # noqa: E402
+from _common import add_row, interleaved_times, log, machine, median, rows_table, write_results  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from course_lib._batches import VALUES_PER_BATCH as AUTO_BATCH_VALUES  # noqa: E402
@@ -615,9 +615,7 @@ def main() -> None:
               "lime_samples": LIME_SAMPLES, "repeats": REPEATS, "repeats_slow": REPEATS_SLOW,
               "data": "load_mnist('test'): held out from the official MNIST training set", "model": "mnist_cnn"}
 
-    header = ["Row", "Metric", "course_lib", "Peer", "Peer value", "Ratio", "Target", "Met", "Note"]
-    table = markdown_table(header, [[r["row"], r["metric"], r["course_lib"], r["peer"], r["peer_value"], r["ratio"],
-                                     r["target"], r["met"], r["note"]] for r in ROWS])
+    table = rows_table(ROWS)
     md = "\n".join([
         "# course_lib.explain vs Captum, pytorch-grad-cam, shap, lime",
         "",
