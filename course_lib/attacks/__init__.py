@@ -11,23 +11,28 @@ paper in its docstring:
 
 Black-box attacks never see the model, only an :class:`Oracle` that answers queries and counts them:
 
-* :mod:`.oracle`    ``Oracle(model, access="scores" | "labels", max_queries=None)``
+* :mod:`.oracle`    ``Oracle(model, access="scores" | "labels", max_queries=None)``: counts queries per image,
+                    enforces the budget, and traces the best distance after each number of queries
 * :mod:`.zoo`       ZOO (Chen et al., 2017): C&W's objective with gradients estimated from probabilities
 * :mod:`.boundary`  the Boundary attack (Brendel, Rauber & Bethge, 2018): labels only
+* :mod:`.hsj`       HopSkipJumpAttack (Chen, Jordan & Wainwright, 2020): labels only, estimated boundary normals
+* :mod:`.square`    the Square Attack (Andriushchenko et al., 2020): scores only, random squares in the eps-ball
 
 ``y`` is the true label (untargeted) or the target label (``targeted=True``). Every attack returns the
 adversarial images only, detached, on the input's device, in ``[0, 1]`` and inside its budget; it leaves the
 model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs untouched.
 """
-from .boundary import boundary_attack
+from .boundary import boundary_attack, noise_start
 from .cw import carlini_wagner
 from .evaluate import attack_sweep, success_mask, success_rate, transfer
 from .fgsm import fgsm
+from .hsj import hop_skip_jump
 from .oracle import Oracle, QueryBudgetExceeded
 from .patch import apply_patch, patch_success, place_patch, train_patch
 from .pgd import pgd
+from .square import square_attack
 from .zoo import zoo
 
 __all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
            "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
-           "boundary_attack", "zoo"]
+           "boundary_attack", "noise_start", "zoo", "hop_skip_jump", "square_attack"]

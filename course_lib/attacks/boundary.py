@@ -1,63 +1,78 @@
 """The Boundary attack (Brendel, Rauber & Bethge, ICLR 2018): a decision-based black-box attack that needs only the
 model's final labels. It starts from an image that is already adversarial and walks along the decision boundary
-towards the original, shrinking the perturbation while staying adversarial."""
+towards the original, shrinking the perturbation while staying adversarial.
+
+The parts, each short: :func:`noise_start` (an adversarial starting point from noise), :func:`_bisect` (the segment
+search that puts the start near the boundary), :func:`_propose` (one step of the walk, the paper's equations) and
+:func:`_adapt` (the step-size rule)."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .._validate import check_images, check_labels
 from ._common import check_count, check_positive, expand, generator, per_image_norm
-from .oracle import Oracle
+from .oracle import begin_attack
 
-__all__ = ["boundary_attack"]
+__all__ = ["boundary_attack", "noise_start"]
+
+# a walk that gains less than 1 % in 100 steps while still more than half as far as where it started is crawling
+# through a thin adversarial sliver (measured on the 8s of mnist_cnn; see the benchmark): it is restarted elsewhere
+STALL_STEPS, STALL_GAIN = 100, 0.01
 
 
-def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False,
-                    max_queries: int = 5000, seed=None, *, init: torch.Tensor | None = None,
+def boundary_attack(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False,
+                    max_queries: int = 5000, seed=None, *, init: torch.Tensor | Callable | None = None,
                     spherical_step: float = 0.01, source_step: float = 0.01, step_adaptation: float = 1.5,
-                    adapt_every: int = 10, init_trials: int = 50, search_steps: int = 10,
+                    adapt_every: int = 10, check_every: int = 5, init_trials: int = 50, search_steps: int = 10,
+                    restarts: int = 20,
                     progress: bool = True) -> torch.Tensor:
     """Boundary attack (Brendel, Rauber & Bethge, "Decision-Based Adversarial Attacks", ICLR 2018), L2.
 
     Only labels are used (an ``Oracle`` with ``access="labels"`` suffices; with scores the arg-max is taken).
-    Per image, with ``x'`` the current adversarial image and ``d = ||x' - x||_2``, one iteration proposes::
+    Per image, with ``x'`` the current adversarial image and ``d = ||x' - x||_2``, one step proposes::
 
-        eta   ~ N(0, I), minus its component along x - x', scaled to ||eta|| = delta * d
-        x_s   = x + (x' + eta - x) * d / ||x' + eta - x||          (orthogonal step: back onto the sphere of radius d)
-        x_new = x + (1 - epsilon) * (clip(x_s) - x)                (step towards the original)
+        eta   ~ N(0, I), minus its component along x' - x, scaled to ||eta|| = delta * d
+        x_s   = clip(x + (x' + eta - x) * d / ||x' + eta - x||)       (orthogonal step: back onto the sphere)
+        x_new = clip(x_s + (1 - (1 - epsilon) d / ||x_s - x||) (x - x_s))   (towards x: ||x_new - x|| = (1 - epsilon) d)
 
-    and keeps ``x_new`` if the oracle says it is adversarial and it is closer to ``x``. Both candidates are
-    queried (2 queries per iteration). Every ``adapt_every`` iterations, per image, ``delta``
-    (``spherical_step``) grows by ``step_adaptation`` when more than half of the orthogonal candidates were
-    adversarial and shrinks when fewer than a fifth were (the boundary is locally flat: larger steps are safe);
-    ``epsilon`` (``source_step``) grows when more than a quarter of the full candidates ``x_new`` were adversarial
-    and shrinks below a tenth (the thresholds of the authors' Foolbox implementation; the two are adapted
-    independently here). A walk whose ``epsilon`` falls below 1e-7 has converged and stops.
+    and keeps ``x_new`` if the oracle says it is adversarial (one query per step). The source step is
+    length-corrected as in the authors' Foolbox code: wherever clipping to ``[0, 1]`` pulled ``x_s`` inside the
+    sphere, the step towards ``x`` is shortened so that ``x_new`` lands at ``(1 - epsilon) d``, and the walk does
+    not lurch towards the original by more than ``epsilon`` allows. Every ``check_every`` steps the orthogonal
+    candidate ``x_s`` is queried too (its success rate steers ``delta``), so a step costs ``1 + 1/check_every``
+    queries (Foolbox: 1.1). Step adaptation per image (the thresholds of Foolbox): once ``adapt_every`` orthogonal
+    checks are in, ``delta`` (``spherical_step``) grows by ``step_adaptation`` when more than half were
+    adversarial and shrinks below a fifth (the boundary is locally flat: larger steps are safe); once
+    ``adapt_every`` full steps are in, ``epsilon`` (``source_step``) grows when more than a quarter were
+    adversarial and shrinks below a tenth. A walk whose ``epsilon`` falls below 1e-7 has converged and stops.
 
     Start: an image the oracle already gets wrong (or, targeted, already calls ``y``) is returned as it is (one
-    query). Otherwise ``init`` if given (images the oracle already classifies adversarially, e.g. photos of the target
-    class), else (untargeted only) random noise, redrawn up to ``init_trials`` times until adversarial (in turn
-    uniform noise, uniform noise dimmed by a random factor, and sparse binary noise: a model may call all uniform
-    noise one class, an "8" for mnist_cnn, which fools nothing on the 8s); then
+    query). Otherwise the start comes from ``init``: a tensor of images the oracle already classifies adversarially
+    (e.g. photos of the target class), or a callable with the black-box attack signature
+    ``init(oracle, x, y, targeted=..., max_queries=..., seed=...) -> images`` run through the same oracle and budget
+    (like Foolbox's ``init_attack``; e.g. ``hop_skip_jump``), or, by default, :func:`noise_start`. Then
     ``search_steps`` bisection steps on the segment from ``x`` to the start find a point near the boundary.
 
     Args:
         oracle: an :class:`Oracle`: the attack never sees the model, only its answers.
         x: images ``(B, C, H, W)`` in ``[0, 1]``; y: LongTensor ``(B,)``: true labels (untargeted) or targets.
         targeted: ``False`` (default): any other label; ``True``: the label ``y`` (needs ``init``).
-        max_queries: queries per image, the first look at ``x``, the starting point and the bisection included
-            (default 5,000).
+        max_queries: queries per image, the first look at ``x``, the start and the bisection included (default
+            5,000); the attack spends at most this and what the oracle has left, and returns its best so far.
         seed: int, ``torch.Generator`` on ``x``'s device, or ``None``: noise and proposals (global RNG untouched).
+        spherical_step, source_step: the initial ``delta`` and ``epsilon`` (0.01 each, as in Foolbox);
+        step_adaptation: their factor (1.5); adapt_every: statistics per adaptation (10); check_every: query the
+        orthogonal candidate every this many steps (5); init_trials: noise draws of the default start (50);
+        search_steps: bisection steps (10); progress: show a progress bar.
 
     Returns:
         ``(B, C, H, W)`` in ``[0, 1]``: per image the closest adversarial image found; an image for which no
         adversarial start was found is returned unchanged (the attack failed there). ``oracle.queries`` then holds
-        the queries spent per image (never more than ``max_queries``).
+        the queries spent per image, and ``oracle.trace()`` the best L2 distance after each number of queries.
     """
-    if not isinstance(oracle, Oracle):
-        raise TypeError(f"boundary_attack takes an Oracle (black-box access), got {type(oracle).__name__}: "
-                        "wrap the model as Oracle(model, access='labels')")
     check_images(x)
     check_labels(y, x.shape[0], device=x.device)
     max_queries = check_count(max_queries, "max_queries", minimum=1)
@@ -66,17 +81,24 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
     if check_positive(step_adaptation, "step_adaptation") <= 1:
         raise ValueError(f"step_adaptation must be > 1, got {step_adaptation!r}")
     adapt_every, init_trials = check_count(adapt_every, "adapt_every", 1), check_count(init_trials, "init_trials")
-    search_steps = check_count(search_steps, "search_steps")
-    if init is not None and max_queries < 2:
-        raise ValueError(f"with init, max_queries must be >= 2 (one query for x, one for init), got {max_queries}")
+    check_every, search_steps = check_count(check_every, "check_every", 1), check_count(search_steps, "search_steps")
+    restarts = check_count(restarts, "restarts")
+    if isinstance(init, torch.Tensor):
+        check_images(init, name="init")
+        if init.shape != x.shape:
+            raise ValueError(f"init must have the shape of x {tuple(x.shape)}, got {tuple(init.shape)}")
+        if max_queries < 2:
+            raise ValueError(f"with init, max_queries must be >= 2 (one query for x, one for init), got {max_queries}")
+    elif init is not None and not callable(init):
+        raise TypeError(f"init must be None, a tensor of adversarial images or an attack function, got "
+                        f"{type(init).__name__}")
     if targeted and init is None:
         raise ValueError("a targeted boundary attack needs init=...: images the model already classifies as the "
-                         "targets (for instance images of those classes), to start from")
+                         "targets (for instance images of those classes), or an attack that finds such images")
+    limit = begin_attack(oracle, x, y, targeted, "l2", max_queries, "boundary_attack")
     b, device = x.shape[0], x.device
     x = x.detach()
     gen = generator(device, seed)
-    oracle.reset(b)
-    budget = torch.full((b,), max_queries, dtype=torch.long)
 
     def ask(images, idx):
         """Adversarial or not, for ``images`` queried on behalf of the originals ``idx`` (device tensors)."""
@@ -84,88 +106,217 @@ def boundary_attack(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: 
         labels = out if out.dim() == 1 else out.argmax(1)
         return labels == y[idx] if targeted else labels != y[idx]
 
-    def can_ask(k):
-        return (oracle.queries + k <= budget).to(device)
+    def fits(k):
+        return (oracle.queries + k <= limit).to(device)
 
     # ------------------------------------------------------------ 1. an adversarial starting point per image
-    adv = x.clone()
-    done = ask(x, torch.arange(b, device=device))  # already adversarial (misclassified, or the target): keep x
-    found = torch.zeros(b, dtype=torch.bool, device=device)
-    if init is not None:
-        check_images(init, name="init")
-        if init.shape != x.shape:
-            raise ValueError(f"init must have the shape of x {tuple(x.shape)}, got {tuple(init.shape)}")
-        idx = torch.arange(b, device=device)
-        ok = ask(init.detach().to(device), idx)
-        if not bool(ok.all()):
-            bad = (~ok).nonzero().flatten().tolist()[:8]
-            raise ValueError(f"init must already be adversarial for every image; it is not for image(s) {bad}")
-        adv, found = init.detach().to(device).clone(), ok & ~done
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    first = fits(1).nonzero().flatten()
+    if first.numel():
+        done[first] = ask(x[first], first)  # already adversarial (misclassified, or the target): keep x
+    adv, found = x.clone(), torch.zeros(b, dtype=torch.bool, device=device)
+    if not bool((~done & fits(2)).any()):
+        start = x  # nothing left to start (every image already adversarial, or out of budget)
+    elif not isinstance(init, torch.Tensor):
+        # a start attack (ours by default) runs through the same oracle: its queries count against the budget
+        # (it runs on the whole batch; an image that was adversarial already costs it a query or two)
+        start_fn = noise_start if init is None else init
+        rest = int((limit - oracle.queries).max())
+        start = start_fn(oracle, x, y, targeted=targeted, max_queries=max(rest - 1, 1), seed=gen).detach()
+        if start.shape != x.shape:
+            raise ValueError(f"the init attack returned shape {tuple(start.shape)}, expected {tuple(x.shape)}")
     else:
-        for trial in range(init_trials):
-            idx = (~found & ~done & can_ask(1)).nonzero().flatten()
-            if idx.numel() == 0:
-                break
-            noise = _noise(trial, (idx.numel(), *x.shape[1:]), gen, device, x.dtype)
-            ok = ask(noise, idx)
-            adv[idx[ok]], found[idx[ok]] = noise[ok], True
+        start = init.detach().to(device)
+    todo = (~done & fits(1)).nonzero().flatten()
+    if todo.numel():
+        ok = ask(start[todo], todo)  # verified with one query, as Foolbox does with its init attack's result
+        if isinstance(init, torch.Tensor) and not bool(ok.all()):
+            bad = todo[~ok].tolist()[:8]
+            raise ValueError(f"init must already be adversarial for every image; it is not for image(s) {bad}")
+        adv[todo[ok]], found[todo[ok]] = start[todo[ok]], True
 
-    # ------------------------------------------------------------ 2. bisection towards x: close to the boundary
-    lo = torch.zeros(b, device=device, dtype=x.dtype)  # blend 0 = x (not adversarial)
-    hi = torch.ones(b, device=device, dtype=x.dtype)   # blend 1 = the start (adversarial)
-    start = adv.clone()
-    for _ in range(search_steps):
-        idx = (found & can_ask(1)).nonzero().flatten()
+    # ------------------------------------------------------------ 2. bisection, 3. the walk; restarts
+    adv = _bisect(ask, x, adv, found, search_steps, fits)
+    best = adv.clone()
+    walking, rounds = found.clone(), 0
+    bar = tqdm(total=int((limit - oracle.queries).clamp_min(0).sum()), desc="boundary attack",
+               disable=not progress, leave=False)
+    while True:
+        adv, converged = _walk(ask, fits, x, adv, walking, spherical_step, source_step, step_adaptation,
+                               adapt_every, check_every, gen, bar, oracle)
+        closer = per_image_norm(adv - x) < per_image_norm(best - x)
+        best = torch.where(expand(walking & closer, x), adv, best)
+        # a walk that converged (epsilon < 1e-7) sits in a local minimum of the distance: with budget left, start
+        # again elsewhere (occlusions and noise in turn; a targeted attack from init with new proposals)
+        again = (converged & fits(search_steps + 20)).nonzero().flatten()
+        if restarts <= rounds or again.numel() == 0:
+            break
+        rounds += 1
+        adv = best.clone()
+        if isinstance(init, torch.Tensor):
+            ok = torch.ones(again.numel(), dtype=torch.bool, device=device)  # verified above
+            new = init.detach().to(device)[again]
+        elif targeted:
+            break  # a targeted start attack is not rerun: its result is the only start
+        else:
+            new, ok = _draw_starts(ask, x[again], again, init_trials, gen, fits, "occlusion" if rounds % 2 else "noise")
+        walking = torch.zeros(b, dtype=torch.bool, device=device)
+        walking[again[ok]] = True
+        adv[again[ok]] = new[ok]
+        adv = _bisect(ask, x, adv, walking, search_steps, fits)
+    bar.close()
+    return best.detach()
+
+
+def _walk(ask, fits, x, adv, walking, spherical_step, source_step, factor, adapt_every, check_every, gen, bar,
+          oracle):
+    """The walk along the boundary for the images where ``walking``, until each converges (epsilon < 1e-7) or
+    runs out of budget. Returns the new adversarial images and which walks converged."""
+    b, device = x.shape[0], x.device
+    adv = adv.clone()
+    sph = torch.full((b,), float(spherical_step), device=device, dtype=x.dtype)
+    src = torch.full((b,), float(source_step), device=device, dtype=x.dtype)
+    stats = {k: torch.zeros(b, device=device) for k in ("sph_hits", "sph_tries", "src_hits", "src_tries")}
+    steps = torch.zeros(b, dtype=torch.long, device=device)
+    stalled = torch.zeros(b, dtype=torch.bool, device=device)
+    mark = per_image_norm(adv - x)  # the distance at the last checkpoint (every STALL_STEPS steps)
+    origin = mark.clone()           # and at the start of this walk
+    while True:
+        check = (steps % check_every) == check_every - 1
+        need = 1 + check.long()
+        idx = (walking & fits(need) & (src > 1e-7) & ~stalled).nonzero().flatten()
+        if idx.numel() == 0:
+            break
+        spent = oracle.total
+        spherical, candidate = _propose(x[idx], adv[idx], sph[idx], src[idx], gen)
+        c = check[idx]
+        if bool(c.any()):
+            stats["sph_hits"][idx[c]] += ask(spherical[c], idx[c]).float()
+            stats["sph_tries"][idx[c]] += 1
+        ok = ask(candidate, idx)
+        closer = per_image_norm(candidate - x[idx]) < per_image_norm(adv[idx] - x[idx])
+        adv[idx[ok & closer]] = candidate[ok & closer]
+        stats["src_hits"][idx] += ok.float()
+        stats["src_tries"][idx] += 1
+        steps[idx] += 1
+        _adapt(sph, src, stats, adapt_every, factor)
+        due = idx[steps[idx] % STALL_STEPS == 0]
+        if due.numel():
+            now = per_image_norm(adv[due] - x[due])
+            stalled[due] = (now > (1 - STALL_GAIN) * mark[due]) & (now > 0.5 * origin[due])
+            mark[due] = now
+        bar.update(oracle.total - spent)
+    return adv, walking & ((src <= 1e-7) | stalled)
+
+
+def _propose(xo: torch.Tensor, xa: torch.Tensor, delta: torch.Tensor, epsilon: torch.Tensor,
+             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One proposal per image (the docstring's equations): the orthogonal candidate on the sphere of radius
+    ``d = ||x' - x||`` and the candidate ``epsilon d`` closer to ``x``, both clipped to ``[0, 1]``."""
+    diff = xa - xo
+    d = per_image_norm(diff).clamp_min(1e-12)
+    u = diff / expand(d, xo)
+    eta = torch.randn(xa.shape, generator=gen, device=xa.device, dtype=xa.dtype)
+    eta = eta - u * expand((eta * u).flatten(1).sum(1), xo)            # orthogonal to x' - x
+    eta = eta * expand(delta * d / per_image_norm(eta).clamp_min(1e-12), xo)
+    on_sphere = diff + eta
+    spherical = (xo + on_sphere * expand(d / per_image_norm(on_sphere), xo)).clamp(0.0, 1.0)
+    # length correction: from x_s, move towards x until the distance to x is (1 - epsilon) d
+    to_x = xo - spherical
+    r = per_image_norm(to_x).clamp_min(1e-12)
+    step = ((r - (1 - epsilon) * d) / r).clamp(0.0, 1.0)
+    candidate = (spherical + expand(step, xo) * to_x).clamp(0.0, 1.0)
+    return spherical, candidate
+
+
+def _adapt(sph: torch.Tensor, src: torch.Tensor, stats: dict, every: int, factor: float) -> None:
+    """Foolbox's step-size rule, per image, in place: ``delta`` after ``every`` orthogonal checks (> 1/2
+    adversarial: larger; < 1/5: smaller), ``epsilon`` after ``every`` full steps (> 1/4: larger; < 1/10: smaller)."""
+    for step, hits, tries, hi, lo in ((sph, "sph_hits", "sph_tries", 0.5, 0.2), (src, "src_hits", "src_tries", 0.25,
+                                                                                0.1)):
+        due = stats[tries] >= every
+        if bool(due.any()):
+            p = stats[hits][due] / stats[tries][due]
+            step[due] = torch.where(p > hi, step[due] * factor, torch.where(p < lo, step[due] / factor, step[due]))
+            stats[hits][due], stats[tries][due] = 0, 0
+
+
+def _bisect(ask, x: torch.Tensor, start: torch.Tensor, found: torch.Tensor, steps: int, fits) -> torch.Tensor:
+    """``steps`` bisection steps on the segment from ``x`` (blend 0, not adversarial) to ``start`` (blend 1,
+    adversarial), per image where ``found``; returns the adversarial end of the last bracket (``x`` elsewhere)."""
+    lo = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    hi = torch.ones(x.shape[0], device=x.device, dtype=x.dtype)
+    for _ in range(steps):
+        idx = (found & fits(1)).nonzero().flatten()
         if idx.numel() == 0:
             break
         mid = (lo[idx] + hi[idx]) / 2
-        cand = x[idx] + expand(mid, x) * (start[idx] - x[idx])
-        ok = ask(cand, idx)
+        ok = ask(x[idx] + expand(mid, x) * (start[idx] - x[idx]), idx)
         hi[idx[ok]], lo[idx[~ok]] = mid[ok], mid[~ok]
-    adv = torch.where(expand(found, x), x + expand(hi, x) * (start - x), x)  # x itself where done or not found
+    return torch.where(expand(found, x), x + expand(hi, x) * (start - x), x)
 
-    # ------------------------------------------------------------ 3. walk along the boundary towards x
-    sph = torch.full((b,), float(spherical_step), device=device, dtype=x.dtype)
-    src = torch.full((b,), float(source_step), device=device, dtype=x.dtype)
-    sph_hits = torch.zeros(b, device=device)
-    src_hits = torch.zeros(b, device=device)
-    tries = torch.zeros(b, device=device)
-    left = int((budget - oracle.queries).max())
-    bar = tqdm(total=max(left, 0) // 2, desc="boundary attack", disable=not progress, leave=False)
-    while True:
-        idx = (found & can_ask(2) & (src > 1e-7)).nonzero().flatten()
-        if idx.numel() == 0:
+
+def noise_start(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_queries: int = 50,
+                seed=None, *, trials: int = 50) -> torch.Tensor:
+    """Adversarial starting points from noise, for decision-based attacks: per image, up to ``trials`` random
+    images are asked about until one is adversarial (untargeted only). The draws cycle through uniform noise,
+    uniform noise dimmed by a random factor ``u * l^2`` (twice) and sparse binary noise (density below 1/2): a model
+    may call all uniform noise one class (``mnist_cnn`` calls it "8", which fools nothing on the 8s).
+
+    Returns ``(B, C, H, W)``: the first adversarial draw per image, ``x`` itself where none was found within
+    ``min(trials, max_queries)`` queries. Uses the black-box attack signature, so any other attack can take its
+    place as a start (``boundary_attack(..., init=...)``)."""
+    check_images(x)
+    check_labels(y, x.shape[0], device=x.device)
+    max_queries = check_count(max_queries, "max_queries", minimum=1)
+    trials = check_count(trials, "trials")
+    if targeted:
+        raise ValueError("noise_start is untargeted: for a targeted attack pass init= images of the target classes")
+    limit = begin_attack(oracle, x, y, targeted, "l2", max_queries, "noise_start")
+    device = x.device
+
+    def ask(images, idx):
+        out = oracle(images, owner=idx.cpu())
+        return (out if out.dim() == 1 else out.argmax(1)) != y[idx]
+
+    def fits(k):
+        return (oracle.queries + k <= limit).to(device)
+
+    out, ok = _draw_starts(ask, x.detach(), torch.arange(x.shape[0], device=device), trials,
+                           generator(device, seed), fits, "noise")
+    return torch.where(expand(ok, x), out, x.detach())
+
+
+def _draw_starts(ask, x, idx, trials, gen, fits, kind):
+    """Up to ``trials`` random candidates per image ``x[i]`` (original ``idx[i]``) until one is adversarial:
+    ``kind="noise"`` (see :func:`_noise`) or ``"occlusion"`` (a random square of the image, 3 pixels to half the
+    side, replaced by black or by uniform noise: a local change, which finds starts near the image where every
+    noise image falls in one class). Returns the candidates and which are adversarial."""
+    out, found = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    for trial in range(trials):
+        sel = (~found & fits(1)[idx]).nonzero().flatten()
+        if sel.numel() == 0:
             break
-        xo, xa = x[idx], adv[idx]
-        diff = xa - xo                                     # from the original to the current adversarial
-        d = per_image_norm(diff).clamp_min(1e-12)
-        u = diff / expand(d, x)
-        eta = torch.randn(xa.shape, generator=gen, device=device, dtype=x.dtype)
-        eta = eta - u * expand((eta * u).flatten(1).sum(1), x)         # orthogonal to x' - x
-        eta = eta * expand(sph[idx] * d / per_image_norm(eta).clamp_min(1e-12), x)
-        on_sphere = diff + eta
-        spherical = (xo + on_sphere * expand(d / per_image_norm(on_sphere), x)).clamp(0.0, 1.0)
-        candidate = xo + expand(1 - src[idx], x) * (spherical - xo)
-        ok_sph = ask(spherical, idx)
-        ok = ask(candidate, idx)
-        closer = per_image_norm(candidate - xo) < d
-        accept = ok & closer
-        adv[idx[accept]] = candidate[accept]
-        tries[idx] += 1
-        sph_hits[idx] += ok_sph.float()
-        src_hits[idx] += ok.float()
-        # step sizes, per image, every adapt_every iterations (Brendel et al.): delta keeps roughly half of the
-        # orthogonal candidates adversarial, epsilon between a tenth and a quarter of the full candidates
-        due = idx[tries[idx] >= adapt_every]
-        if due.numel():
-            p_sph, p_src = sph_hits[due] / tries[due], src_hits[due] / tries[due]
-            f = step_adaptation
-            sph[due] = torch.where(p_sph > 0.5, sph[due] * f, torch.where(p_sph < 0.2, sph[due] / f, sph[due]))
-            src[due] = torch.where(p_src > 0.25, src[due] * f, torch.where(p_src < 0.1, src[due] / f, src[due]))
-            tries[due], sph_hits[due], src_hits[due] = 0, 0, 0
-        bar.update(1)
-    bar.close()
-    return adv.detach()
+        shape = (sel.numel(), *x.shape[1:])
+        cand = _noise(trial, shape, gen, x.device, x.dtype) if kind == "noise" else _occlude(x[sel], gen)
+        ok = ask(cand, idx[sel])
+        out[sel[ok]], found[sel[ok]] = cand[ok], True
+    return out, found
+
+
+def _occlude(x: torch.Tensor, gen) -> torch.Tensor:
+    """Each image with one random square (side 3 to half the image) replaced by black or by uniform noise."""
+    b, _, h, w = x.shape
+    side = 3 + (torch.rand(b, generator=gen, device=x.device) * max(min(h, w) // 2 - 2, 1)).long()
+    top = (torch.rand(b, generator=gen, device=x.device) * (h - side + 1)).long()
+    left = (torch.rand(b, generator=gen, device=x.device) * (w - side + 1)).long()
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    cols = torch.arange(w, device=x.device)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + side)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None]))[:, None]
+    black = expand(torch.rand(b, generator=gen, device=x.device) < 0.5, x)
+    fill = torch.where(black, torch.zeros_like(x), torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype))
+    return torch.where(inside, fill, x)
 
 
 def _noise(trial: int, shape, gen, device, dtype) -> torch.Tensor:
