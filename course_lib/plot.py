@@ -150,3 +150,94 @@ def show_topk(model, x: torch.Tensor, class_names=None, k: int = 5, ax=None, tit
     """Horizontal bars of the model's top-``k`` softmax probabilities for one image ``x`` ``(1, C, H, W)``;
     the true class ``true`` (optional) in green."""
     return topk_bars(torch.softmax(model(x), dim=1)[0], class_names, k=k, ax=ax, title=title, true=true)
+
+
+# --------------------------------------------------------------------------- black-box attacks (lesson 09)
+def plane_coordinates(points: torch.Tensor, origin: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Coordinates ``(N, 2)`` of ``points`` in the plane through ``origin`` spanned by ``a - origin`` and
+    ``b - origin`` (e.g. the original image, the Boundary attack's start and its current point), by Gram-Schmidt::
+
+        e1 = (a - o) / ||a - o||,    e2 = r / ||r||  with  r = (b - o) - <b - o, e1> e1
+        coordinates of p:  (<p - o, e1>, <p - o, e2>)
+
+    so ``origin`` is at ``(0, 0)``, ``a`` on the positive first axis at ``(||a - o||, 0)`` and ``b`` in the upper
+    half plane. A point off the plane lands where its orthogonal projection onto the plane lies (distances within
+    the plane are exact; a point's distance to ``origin`` can only shrink).
+
+    Args:
+        points: ``(N, ...)``: N images (or vectors) of the shape of ``origin``, or one of that shape.
+        origin, a, b: one image (or vector) each, of the same shape; ``a - origin`` and ``b - origin`` must not be
+            parallel (a ``ValueError`` says so).
+    Returns:
+        float64 ``(N, 2)`` on the CPU.
+    """
+    o = origin.detach().double().cpu().flatten()
+    pts = points.detach().double().cpu().reshape(-1, o.numel())
+    u, v = a.detach().double().cpu().flatten(), b.detach().double().cpu().flatten()
+    if u.numel() != o.numel() or v.numel() != o.numel():
+        raise ValueError(f"origin, a and b must have the same number of values, got {o.numel()}, {u.numel()}, "
+                         f"{v.numel()}")
+    u, v = u - o, v - o
+    nu = u.norm()
+    if nu == 0:
+        raise ValueError("a equals origin: the first axis a - origin is undefined")
+    e1 = u / nu
+    r = v - (v @ e1) * e1
+    if r.norm() <= 1e-12 * max(float(v.norm()), 1.0):
+        raise ValueError("b - origin is parallel to a - origin: the two points span no plane")
+    e2 = r / r.norm()
+    rel = pts - o
+    return torch.stack([rel @ e1, rel @ e2], dim=1)
+
+
+def plot_query_curves(curves: dict, ax=None, title: str | None = None, within: float | None = None,
+                      reference: dict | None = None, xlabel: str = "queries per image",
+                      ylabel: str | None = None, ylim=None):
+    """Query-vs-distortion curves of black-box attacks, one line per entry, on a log x-axis.
+
+    Args:
+        curves: ``{label: (queries, distances)}``, as ``Oracle.trace()`` returns them: ``queries`` ``(Q,)`` and
+            ``distances`` ``(n, Q)`` (the best distance of each of n images after each number of queries, ``inf``
+            where none was adversarial yet) or ``(Q,)`` (already one value per count).
+        within: ``None`` (default): plot the **median** distance over the images (``torch.median``: for an even
+            number of images the lower of the two middle values; ``inf`` counts as the largest, so the median is
+            ``inf``, and not drawn, until half the images are fooled); a number ``eps``:
+            plot the **fraction** of images with distance ``<= eps`` instead (the success rate at budget eps).
+        reference: ``{label: value}`` drawn as dashed horizontal lines (e.g. a white-box attack's median distance,
+            or a zero-query baseline's success rate).
+        ax, title, xlabel, ylabel, ylim: the usual; ``ylabel`` defaults to what is plotted.
+    Returns:
+        the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    for label, (q, d) in curves.items():
+        q = torch.as_tensor(q).detach().double().cpu().flatten()
+        d = torch.as_tensor(d).detach().double().cpu()
+        if d.dim() == 1:
+            d = d[None]
+        if d.shape[-1] != q.numel():
+            raise ValueError(f"curve {label!r}: {q.numel()} query counts but distances of shape {tuple(d.shape)}")
+        if within is None:
+            # torch.median: for an even n the lower of the two middle values (as tensor.median() in the lessons)
+            y = d.median(dim=0).values
+            y = torch.where(torch.isfinite(y), y, torch.full_like(y, float("nan")))
+        else:
+            y = (d <= within).double().mean(0)
+        ax.plot(q.numpy(), y.numpy(), label=label)
+    for k, (label, value) in enumerate((reference or {}).items()):
+        ax.axhline(float(value), ls="--", lw=1.2, color=f"C{len(curves) + k}", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel or ("median distance over the images" if within is None
+                             else f"fraction of images fooled within {within:g}"))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return ax
+
+
+__all__ += ["plane_coordinates", "plot_query_curves"]

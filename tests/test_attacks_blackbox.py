@@ -4,7 +4,7 @@ import torch
 from _toy import Linear
 from torch import nn
 
-from course_lib.attacks import Oracle, QueryBudgetExceeded, boundary_attack, noise_start, zoo
+from course_lib.attacks import Oracle, QueryBudgetExceeded, boundary_attack, noise_start
 from course_lib.attacks.boundary import _propose
 
 
@@ -168,60 +168,6 @@ def test_boundary_attack_keeps_an_image_that_is_already_wrong_and_needs_an_oracl
     assert torch.equal(out, x[wrong]) and oracle.queries.tolist() == [1, 1]
     with pytest.raises(TypeError, match="takes an Oracle"):
         boundary_attack(mnist_cnn, x[:2], y[:2])
-
-
-# --------------------------------------------------------------------------- ZOO
-def test_zoo_reaches_the_closed_form_minimum_on_a_linear_model():
-    """With two classes the log-probability margin is the logit margin, linear in x: ZOO's estimated gradients are
-    exact up to rounding, and the closest adversarial point it queries approaches the distance to the hyperplane
-    (to within about its Adam step, lr per coordinate: close for the images at least 0.04 from the boundary)."""
-    model, x, y, dist = _linear_two_class()
-    assert dist.max() < 0.35
-    oracle = Oracle(model)
-    out = zoo(oracle, x, y, max_queries=6000, seed=0, coords=16, progress=False)
-    l2 = (out - x).flatten(1).norm(dim=1)
-    with torch.no_grad():
-        assert (model(out).argmax(1) != y).all()
-    assert (l2 >= dist - 1e-9).all()  # nothing adversarial is closer than the hyperplane
-    far = dist > 0.04
-    assert far.sum() >= 2 and (l2[far] <= 1.03 * dist[far]).all(), (l2 / dist).tolist()
-    assert (oracle.queries <= 6000).all() and (oracle.queries > 6000 - 33).all()  # 2 * 16 + 1 per iteration
-
-
-def test_zoo_on_digits_invariants_seed_and_targeted(mnist_cnn, digits):
-    x, y = digits[0][:3], digits[1][:3]
-    flags = [p.requires_grad for p in mnist_cnn.parameters()]
-    rng = torch.get_rng_state()
-    oracle = Oracle(mnist_cnn)
-    out = zoo(oracle, x, y, max_queries=4000, seed=0, coords=64, c=10.0, lr=0.05, binary_search_steps=1,
-              progress=False)  # a short budget: large steps
-    assert torch.equal(torch.get_rng_state(), rng) and not mnist_cnn.training
-    assert [p.requires_grad for p in mnist_cnn.parameters()] == flags
-    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
-    assert (oracle.queries <= 4000).all()
-    with torch.no_grad():
-        fooled = mnist_cnn(out).argmax(1) != y
-    assert fooled.all()
-    again = zoo(Oracle(mnist_cnn), x, y, max_queries=4000, seed=0, coords=64, c=10.0, lr=0.05, binary_search_steps=1,
-                progress=False)
-    assert torch.equal(again, out)
-    # targeted, on the 3-class linear model: the target's region is reached
-    model = Linear(torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64),
-                   torch.zeros(3, dtype=torch.float64)).eval()
-    xs = 0.4 + 0.2 * torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    with torch.no_grad():
-        t = (model(xs).argmax(1) + 1) % 3
-    adv = zoo(Oracle(model), xs, t, targeted=True, max_queries=3000, seed=0, coords=16, progress=False)
-    with torch.no_grad():
-        assert torch.equal(model(adv).argmax(1), t)
-
-
-def test_zoo_needs_scores():
-    model, x, y, _ = _linear_two_class()
-    with pytest.raises(ValueError, match="access='scores'"):
-        zoo(Oracle(model, "labels"), x, y, progress=False)
-    with pytest.raises(TypeError, match="takes an Oracle"):
-        zoo(model, x, y)
 
 
 # --------------------------------------------------------------------------- the oracle's budget and trace
