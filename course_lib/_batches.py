@@ -29,4 +29,6 @@ def logits_in_batches(model: nn.Module, x: torch.Tensor, batch_size: int | None 
     """``model(x)`` computed ``batch_size`` images at a time (``None`` = auto, see above), without gradients.
     No checks: the public callers have made them."""
     n = check_batch_size(batch_size, x)
+    if n >= x.shape[0]:
+        return model(x)  # one pass: no copy through torch.cat
     return torch.cat([model(x[i:i + n]) for i in range(0, x.shape[0], n)])

@@ -153,10 +153,20 @@ class Oracle:
             return
         diff = (rows[hit] - x0[dev_owner[hit]]).flatten(1)
         dist = (diff.norm(dim=1) if norm == "l2" else diff.abs().amax(1)).double().cpu()
-        own = owner[hit.cpu()]
+        hit_cpu = hit.cpu()
+        own = owner[hit_cpu]
+        if owner.numel() == 1 or int(torch.bincount(owner).max()) == 1:
+            # one row per image (the decision-based attacks' steps): the row is the owner's next query, and
+            # the record is a comparison with the best so far
+            qnum = before[own] + 1
+            better = dist < self._best[own]
+            if bool(better.any()):
+                self._best[own[better]] = dist[better]
+                self._events.append((own[better], qnum[better], dist[better]))
+            return
         # the query number of each row: the owner's count before the call + its rank among the owner's rows
         rank = _rank_within(owner)
-        qnum = (before[owner] + rank + 1)[hit.cpu()]
+        qnum = (before[owner] + rank + 1)[hit_cpu]
         best_call = torch.full_like(self._best, math.inf).scatter_reduce(0, own, dist, "amin")
         improved = (best_call < self._best).nonzero().flatten()
         if improved.numel() == 0:
