@@ -59,8 +59,8 @@ homework: setup
 	touch $@
 
 bench: .venv-peers/.installed
-	@ls benchmarks/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
-	for b in benchmarks/*.py; do .venv-peers/bin/python $$b || exit 1; done
+	@ls benchmarks/[!_]*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+	for b in benchmarks/[!_]*.py; do .venv-peers/bin/python $$b || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV) .venv-peers

@@ -154,7 +154,7 @@ def run(model, x, y, rows, quick) -> dict:
                     float(d_ours[both].median()) if both.any() else None, name,
                     float(dist[both].median()) if both.any() else None, note=f"{int(both.sum())} digits")
             add_row(rows, row, "seconds per digit", sec_ours / len(x), name, sec / len(x),
-                    target="<= the peer's", met=sec_ours <= sec, note="shared machine: noisy")
+                    target="<= the peer's", met=sec_ours <= sec, note="one run")
     qs = torch.unique(torch.logspace(0, math.log10(max(widest[0], 2)), 40).round().long())
     q, d = widest[1].trace(qs)
     median = d.sort(0).values[(d.shape[0] - 1) // 2]
