@@ -45,3 +45,14 @@ def mnist_cnn():
     from course_lib.models import load_model
 
     return load_model("mnist_cnn")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test (``pytestmark = pytest.mark.usefixtures("one_thread")`` for a file): black-box
+    attacks make thousands of small forward passes, and on a busy 2-core machine each parallel region of a second
+    thread waits for a core (10-60x slower, measured); results do not depend on the number of threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

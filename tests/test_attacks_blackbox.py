@@ -1,7 +1,7 @@
 """Black-box access (Oracle) and the Boundary attack, checked against definitions, budgets and a closed form."""
 import pytest
 import torch
-from _toy import Linear
+from _toy import Linear, linear_two_class
 from torch import nn
 
 from course_lib.attacks import Oracle, QueryBudgetExceeded, boundary_attack, noise_start
@@ -10,7 +10,8 @@ from course_lib.attacks.boundary import _propose
 
 @pytest.fixture(scope="module")
 def digits(mnist_test, mnist_cnn):
-    """Held-out digits the model classifies correctly, all ten classes (the 8s too: uniform noise reads as 8)."""
+    """The first 10 held-out digits the model classifies correctly (classes 6, 4, 8 and 3; the 8s matter: uniform
+    noise reads as 8)."""
     x, y = mnist_test[0][:60], mnist_test[1][:60]
     with torch.no_grad():
         ok = mnist_cnn(x).argmax(1) == y
@@ -77,18 +78,10 @@ def test_oracle_rejects_bad_arguments(mnist_cnn, digits):
 
 
 # --------------------------------------------------------------------------- the Boundary attack
-def _linear_two_class(seed=3):
-    """f = W x + b with two classes whose boundary passes through the centre of the box, and 4 images far from
-    the box's faces; returns the model, x, y and the closed-form distance of each image to the boundary."""
-    g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
-    bias = torch.stack([-0.5 * (weight[0] - weight[1]).sum(), torch.zeros((), dtype=torch.float64)])
-    model = Linear(weight, bias).eval()
-    x = 0.4 + 0.2 * torch.rand(4, 1, 4, 4, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        z = model(x)
-    w = (weight[0] - weight[1]).flatten()
-    return model, x, z.argmax(1), (z[:, 0] - z[:, 1]).abs() / w.norm()
+def _linear_two_class():
+    """The shared linear model (tests/_toy.py) with its closed-form L2 distance to the boundary."""
+    model, x, y, gap, w = linear_two_class()
+    return model, x, y, gap / w.norm()
 
 
 def test_boundary_attack_approaches_the_closed_form_minimum_on_a_linear_model():

@@ -1,7 +1,7 @@
 """HopSkipJumpAttack: closed forms on a linear model (L2 and Linf), real digits, budgets, the trace, seeds, errors."""
 import pytest
 import torch
-from _toy import Linear
+from _toy import linear_two_class
 
 from course_lib.attacks.hsj import hop_skip_jump
 from course_lib.attacks.oracle import Oracle
@@ -18,25 +18,15 @@ def digits(mnist_test, mnist_cnn):
     return x, y
 
 
-def _linear_two_class(seed=3):
-    """f = W x + b with two classes whose boundary passes through the centre of the box, and 4 images far from the
-    box's faces. Returns the model, x, y and the closed-form minimal distances: L2 |m| / ||w||_2 (to the hyperplane)
-    and Linf |m| / ||w||_1 (the corner x - sign(m) eps sign(w) of the Linf ball), m = (w0 - w1).x + b0 - b1."""
-    g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
-    bias = torch.stack([-0.5 * (weight[0] - weight[1]).sum(), torch.zeros((), dtype=torch.float64)])
-    model = Linear(weight, bias).eval()
-    x = 0.4 + 0.2 * torch.rand(4, 1, 4, 4, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        z = model(x)
-    w = (weight[0] - weight[1]).flatten()
-    m = (z[:, 0] - z[:, 1]).abs()
-    return model, x, z.argmax(1), m / w.norm(), m / w.abs().sum()
-
-
 def _dist(a, x, norm="l2"):
     diff = (a - x).flatten(1)
     return diff.norm(dim=1) if norm == "l2" else diff.abs().amax(1)
+
+
+def _linear_two_class():
+    """The shared linear model (tests/_toy.py) with its closed-form L2 and L-inf distances to the boundary."""
+    model, x, y, gap, w = linear_two_class()
+    return model, x, y, gap / w.norm(), gap / w.abs().sum()
 
 
 @pytest.mark.parametrize("norm, budget, tol", [("l2", 3000, 1.02), ("linf", 5000, 1.06)])

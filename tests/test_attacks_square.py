@@ -10,15 +10,7 @@ from torch import nn
 from course_lib.attacks import Oracle
 from course_lib.attacks.square import p_schedule, square_attack
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread for this file: the attack makes thousands of tiny calls, and on a busy 2-core machine each
-    parallel region of a second thread waits ~10 ms for a core (results do not depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

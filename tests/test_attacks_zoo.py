@@ -7,19 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _toy import Linear
+from _toy import linear_two_class as _linear_two_class
 
 from course_lib.attacks import Oracle, QueryBudgetExceeded, zoo
 from course_lib.attacks.zoo import _coordinate_probs, _up, _upsampling
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the attacks make many forward passes of a few hundred digits, which with 2 threads on a
-    busy 2-core machine spend most of their time waiting for each other (10-60x slower, measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +22,6 @@ def digits(mnist_test, mnist_cnn):
     with torch.no_grad():
         ok = mnist_cnn(x).argmax(1) == y
     return x[ok][:10], y[ok][:10]
-
-
-def _linear_two_class(seed=3, side=4, scale=1.0, dtype=torch.float64):
-    """f = scale * (W x + b) with two classes whose boundary passes through the centre of the box, and 4 images far
-    from the box's faces; returns the model, x, y, the logit gap per image (unscaled) and w = w0 - w1."""
-    g = torch.Generator().manual_seed(seed)
-    weight = torch.randn(2, 1, side, side, generator=g, dtype=torch.float64)
-    bias = torch.stack([-0.5 * (weight[0] - weight[1]).sum(), torch.zeros((), dtype=torch.float64)])
-    model = Linear((scale * weight).to(dtype), (scale * bias).to(dtype)).eval()
-    x = 0.4 + 0.2 * torch.rand(4, 1, side, side, generator=g, dtype=torch.float64)
-    w = (weight[0] - weight[1]).flatten()
-    gap = x.flatten(1) @ w + (bias[0] - bias[1])
-    return model, x.to(dtype), (gap < 0).long(), gap.abs(), w
 
 
 def _l2(a, b):
