@@ -24,7 +24,7 @@ model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs unt
 """
 from .boundary import boundary_attack, noise_start
 from .cw import carlini_wagner
-from .evaluate import attack_sweep, success_mask, success_rate, transfer
+from .evaluate import attack_sweep, noise_success_rate, success_mask, success_rate, transfer
 from .fgsm import fgsm
 from .hsj import hop_skip_jump
 from .oracle import Oracle, QueryBudgetExceeded
@@ -34,5 +34,6 @@ from .square import square_attack
 from .zoo import zoo
 
 __all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
+           "noise_success_rate",
            "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
            "boundary_attack", "noise_start", "zoo", "hop_skip_jump", "square_attack"]

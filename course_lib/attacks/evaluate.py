@@ -2,6 +2,7 @@
 
 * :func:`success_mask`, :func:`success_rate`  fooled or not, per image and on average
 * :func:`attack_sweep`  accuracy under attack for a list of budgets eps: the robustness curve
+* :func:`noise_success_rate`  the blind baseline: how often random noise of the attack's size already succeeds
 * :func:`transfer`      craft on one model, test on another: the grey-box threat model (Papernot et al., 2016),
   where the attacker knows the task and the data but not the deployed model's weights
 """
@@ -14,13 +15,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._batches import logits_in_batches
-from .._validate import check_labels, check_model
-from ._common import check_count, prepare
+from .._validate import check_images, check_in, check_labels, check_model
+from ._common import check_count, check_eps, generator, prepare
 from .cw import carlini_wagner
 from .fgsm import fgsm
 from .pgd import pgd
 
-__all__ = ["success_mask", "success_rate", "attack_sweep", "transfer"]
+__all__ = ["success_mask", "success_rate", "noise_success_rate", "attack_sweep", "transfer"]
 
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The predicted classes ``(B,)``, in batches of about a million input values, without gradients."""
@@ -45,6 +46,34 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targete
 
 
 # --------------------------------------------------------------------------- attacks by name
+def noise_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                       draws: int = 20, seed=0) -> torch.Tensor:
+    """The blind baseline of an attack of size ``eps``: per image, the fraction of ``draws`` random perturbations
+    of that size that already fool the model (untargeted: prediction ``!= y``)::
+
+        linf:  x' = clip(x + eps * s),            s uniform in {-1, +1}^n      (a random vertex of the ball)
+        l2:    x' = clip(x + eps * g / ||g||_2),  g ~ N(0, I)                  (a random point of the sphere)
+
+    One forward pass per draw and image. An attack's success rate means something only next to this number: a
+    budget at which noise already succeeds measures no attack. ``seed``: int or ``torch.Generator`` (continued
+    as is, so several calls can share one stream). Returns a float tensor ``(B,)`` on ``x``'s device."""
+    check_images(x)
+    check_model(model, x)
+    check_labels(y, x.shape[0], device=x.device)
+    eps, norm = check_eps(eps), check_in(norm, {"linf", "l2"}, "norm")
+    draws = check_count(draws, "draws", minimum=1)
+    gen = generator(x.device, seed)
+    x = x.detach()
+    if norm == "l2":
+        g = torch.randn((draws, *x.shape), generator=gen, device=x.device, dtype=x.dtype)
+        noise = eps * g / g.flatten(2).norm(dim=2).clamp_min(1e-12)[..., None, None, None]
+    else:
+        noise = [eps * (torch.randint(0, 2, x.shape, generator=gen, device=x.device) * 2 - 1).to(x.dtype)
+                 for _ in range(draws)]
+    hits = [success_mask(model, (x + n).clamp(0.0, 1.0), y) for n in noise]
+    return torch.stack(hits).to(x.dtype).mean(0)
+
+
 def _run_fgsm(model, x, y, eps, targeted=False, **kw):
     return fgsm(model, x, y, eps, targeted=targeted, **kw)
 

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .._validate import check_images, check_in, check_labels
 from ._common import check_count, check_positive, expand, generator
-from .boundary import _noise
+from .boundary import _draw_starts
 from .oracle import Oracle, begin_attack
 
 __all__ = ["hop_skip_jump"]
@@ -182,14 +182,10 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
             bad = idx[~ok].tolist()[:8]
             raise ValueError(f"init must already be adversarial for every image; it is not for image(s) {bad}")
         start[idx], found[idx] = init[idx], True
-    else:
-        for trial in range(init_trials):
-            idx = everyone[~found & ~done & (left() >= 1)]
-            if idx.numel() == 0:
-                break
-            noise = _noise(trial, (idx.numel(), *x.shape[1:]), gen, device, x.dtype)
-            ok = ask(noise, idx)
-            start[idx[ok]], found[idx[ok]] = noise[ok], True
+    else:  # the Boundary attack's noise start (uniform, dimmed, sparse binary), through this attack's ask
+        sub = everyone[~done]
+        new, ok = _draw_starts(ask, x[sub], sub, init_trials, gen, lambda k: left() >= k, "noise")
+        start[sub[ok]], found[sub[ok]] = new[ok], True
     cur = x.clone()  # x_t, the current boundary point
     idx = everyone[found]
     if idx.numel():
