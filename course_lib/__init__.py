@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = ["device", "seed_everything", "__version__"]
 
 _SUBMODULES = {"data", "models", "training", "corruptions", "plot", "homework", "explain", "attacks", "defenses",
-               "certify", "widgets"}
+               "certify", "widgets", "stats"}
 
 
 def __getattr__(name):

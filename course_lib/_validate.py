@@ -1,6 +1,7 @@
 """Input checks for the public boundary. Each message says what was expected and what came."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,6 +78,24 @@ def check_model(model, x: torch.Tensor | None = None, name: str = "model") -> nn
             raise TypeError(f"{name}'s parameters are {p.dtype} but the images are {x.dtype}: convert one of them, "
                             f"e.g. x = x.to({p.dtype}) (or {name}.to({x.dtype}) for a model of your own)")
     return model
+
+
+def check_logits(logits, n: int) -> torch.Tensor:
+    """Check that a model's output is a ``(n, K)`` tensor of class scores for a batch of ``n`` images."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must return logits of shape ({n}, num_classes) for {n} image(s), got {got}")
+    return logits
+
+
+def check_count(value, name: str, minimum: int = 0) -> int:
+    """``value`` (a number of steps, samples, queries...) as an int ``>= minimum``: a ``TypeError`` if it is not an
+    int (NumPy integers are fine, bools are not), a ``ValueError`` if it is too small."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_in(value, allowed, name: str):

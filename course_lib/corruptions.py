@@ -4,7 +4,9 @@ Safety asks whether a model keeps working when its inputs drift in ways nobody d
 focus, lighting, rotation, resolution, compression. The corruptions follow the spirit of ImageNet-C
 (Hendrycks & Dietterich, ICLR 2019); severities are scaled to the image size so 28x28 digits and
 224x224 photos degrade comparably. Every function maps ``(B, C, H, W)`` in ``[0, 1]`` to the same shape
-in ``[0, 1]``; severity 0 returns an unchanged copy; the same ``seed`` gives the same result.
+in ``[0, 1]``; severity 0 returns an unchanged copy. ``seed`` (noise and rotation only) means what it means in
+the whole package (:mod:`course_lib._rng`): ``None`` = fresh randomness from torch's global RNG, an int = the
+same result for the same int, a ``torch.Generator`` = used as is.
 
 ======================  =============================================================================
 name                    x' for severity s = 1..5
@@ -21,14 +23,15 @@ name                    x' for severity s = 1..5
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _blur
 from ._batches import logits_in_batches
+from ._rng import generator, integers, normal
 from ._validate import check_images, check_labels, check_model
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "gaussian_noise", "gaussian_blur", "brightness", "contrast",
@@ -51,53 +54,33 @@ def _param(name: str, severity: int):
     return None if severity == 0 else SEVERITIES[name][severity - 1]
 
 
-def _generator(x: torch.Tensor, seed: int | None) -> torch.Generator:
-    g = torch.Generator(device=x.device)
-    g.manual_seed(0 if seed is None else int(seed))
-    return g
-
-
-def gaussian_noise(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def gaussian_noise(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """``clip(x + n, 0, 1)`` with ``n ~ N(0, sigma^2)`` i.i.d. per pixel (sensor noise)."""
     check_images(x)
     sigma = _param("gaussian_noise", severity)
     if sigma is None:
         return x.clone()
-    noise = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
+    noise = normal(x.shape, generator(seed), x.device, x.dtype)
     return (x + sigma * noise).clamp(0, 1)
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    pad = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    out = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    if pad < radius:  # tiny images: fall back to replicate for the rest of the support
-        out = F.pad(out, (radius - pad,) * 4, mode="replicate")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def gaussian_blur(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """Convolution with a Gaussian of standard deviation ``sigma * H / 32`` pixels (defocus)."""
     check_images(x)
     s = _param("gaussian_blur", severity)
     if s is None:
         return x.clone()
-    return _blur(x, s * x.shape[-2] / 32).clamp(0, 1)
+    return _blur.gaussian_blur(x, s * x.shape[-2] / 32, truncate=3.0, border="reflect").clamp(0, 1)
 
 
-def brightness(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def brightness(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """``clip(x + b, 0, 1)``: more light."""
     check_images(x)
     b = _param("brightness", severity)
     return x.clone() if b is None else (x + b).clamp(0, 1)
 
 
-def contrast(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def contrast(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """``m + c (x - m)`` with ``m`` the per-image, per-channel mean: less contrast (fog, glare)."""
     check_images(x)
     c = _param("contrast", severity)
@@ -107,13 +90,13 @@ def contrast(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.T
     return (m + c * (x - m)).clamp(0, 1)
 
 
-def rotation(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def rotation(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """Rotate each image by ``+-theta`` degrees around its centre (random sign per image), zeros outside."""
     check_images(x)
     theta = _param("rotation", severity)
     if theta is None:
         return x.clone()
-    sign = torch.randint(0, 2, (x.shape[0],), generator=_generator(x, seed), device=x.device) * 2 - 1
+    sign = integers(0, 2, (x.shape[0],), generator(seed), x.device) * 2 - 1
     a = torch.deg2rad(sign.to(x.dtype) * theta)
     cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
     mat = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
@@ -121,7 +104,7 @@ def rotation(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.T
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
 
 
-def pixelate(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def pixelate(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """Average-pool to a fraction ``f`` of the resolution, then blow back up with nearest neighbours."""
     check_images(x)
     f = _param("pixelate", severity)
@@ -132,7 +115,7 @@ def pixelate(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.T
     return F.interpolate(small, size=(h, w), mode="nearest").clamp(0, 1)
 
 
-def jpeg(x: torch.Tensor, severity: int, seed: int | None = None) -> torch.Tensor:
+def jpeg(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     """Encode and decode each image as JPEG with the severity's quality (Pillow, on the CPU)."""
     from PIL import Image
 
@@ -159,7 +142,7 @@ CORRUPTIONS = {
 }
 
 
-def corrupt(x: torch.Tensor, name: str, severity: int, seed: int | None = None) -> torch.Tensor:
+def corrupt(x: torch.Tensor, name: str, severity: int, seed=None) -> torch.Tensor:
     """Apply the corruption ``name`` (a key of :data:`CORRUPTIONS`) at ``severity`` 0..5."""
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; available: {list(CORRUPTIONS)}")

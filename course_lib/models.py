@@ -6,6 +6,10 @@ layer name means one place in the network), and every network ends with global a
 by one ``nn.Linear``, so CAM applies. ``model.cam_layer`` names the feature maps just before pooling.
 
 * ``mnist_cnn``, ``mnist_cnn_b``: :class:`SmallCNN` on MNIST (another seed and width for ``_b``).
+* ``mnist_cnn_aug``: ``mnist_cnn``'s architecture and recipe plus intensity augmentation (a random brightness
+  shift and contrast per training image), so that a constant shift of the pixels does not fool it: the model of
+  the attack lessons, whose attacks must beat that blind baseline; ``mnist_cnn_aug_b`` the same for
+  ``mnist_cnn_b`` (the transfer target of lessons 07 and 08).
 * ``fashion_cnn``: :class:`SmallCNN` on Fashion-MNIST.
 * ``imagenet_lite0``: :class:`EfficientNetLite0`, EfficientNet (Tan & Le, 2019) in Google's "Lite" variant for
   mobile devices (released in the tensorflow/tpu repository in 2020: no squeeze-excitation, ReLU6), ImageNet-1k
@@ -193,6 +197,11 @@ MODEL_SPECS = {
                   "file": "models/mnist_cnn.pt", "dataset": "mnist"},
     "mnist_cnn_b": {"arch": "SmallCNN", "kwargs": {"widths": (24, 48, 96), "mean": (0.1307,), "std": (0.3081,)},
                     "file": "models/mnist_cnn_b.pt", "dataset": "mnist"},
+    # mnist_cnn trained with a random brightness shift and contrast per image (scripts/train_models.py)
+    "mnist_cnn_aug": {"arch": "SmallCNN", "kwargs": {"widths": (16, 32, 64), "mean": (0.1307,), "std": (0.3081,)},
+                      "file": "models/mnist_cnn_aug.pt", "dataset": "mnist"},
+    "mnist_cnn_aug_b": {"arch": "SmallCNN", "kwargs": {"widths": (24, 48, 96), "mean": (0.1307,), "std": (0.3081,)},
+                        "file": "models/mnist_cnn_aug_b.pt", "dataset": "mnist"},
     "fashion_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (32, 64, 128), "mean": (0.2860,), "std": (0.3530,)},
                     "file": "models/fashion_cnn.pt", "dataset": "fashion_mnist"},
     # Trained on Fashion-MNIST with a class-coded mark in the background (data.add_mark): a learned shortcut.

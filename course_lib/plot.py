@@ -106,12 +106,20 @@ def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: 
 
 
 def plot_curves(xs, curves: dict, xlabel: str = "severity", ylabel: str = "accuracy", title: str | None = None,
-                ax=None, ylim=(0, 1.02), chance: float | None = None):
-    """One line per entry of ``curves`` (``{label: [y for each x]}``), e.g. accuracy vs severity or eps."""
+                ax=None, ylim=(0, 1.02), chance: float | None = None, baselines: dict | None = None):
+    """One line per entry of ``curves`` (``{label: [y for each x]}``), e.g. accuracy vs severity or eps.
+
+    ``baselines`` (optional, same form, e.g. the accuracies of :func:`course_lib.attacks.baseline_sweep`): drawn
+    dashed with cross markers beside the curves, labelled "blind: ...", so that an attack's curve is read against
+    what a perturbation chosen without the model achieves at the same x."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     for label, ys in curves.items():
         ax.plot(list(xs), list(ys), marker="o", ms=3, label=label)
+    for k, (label, ys) in enumerate((baselines or {}).items()):
+        ys = ys.tolist() if isinstance(ys, torch.Tensor) else list(ys)
+        ax.plot(list(xs), ys, ls="--", marker="x", ms=4, lw=1.1, color=f"C{len(curves) + k}",
+                label=f"blind: {label}")
     if chance is not None:
         ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
     ax.set_xlabel(xlabel)
@@ -171,9 +179,9 @@ def plane_coordinates(points: torch.Tensor, origin: torch.Tensor, a: torch.Tenso
     Returns:
         float64 ``(N, 2)`` on the CPU.
     """
-    o = origin.detach().double().cpu().flatten()
-    pts = points.detach().double().cpu().reshape(-1, o.numel())
-    u, v = a.detach().double().cpu().flatten(), b.detach().double().cpu().flatten()
+    o = origin.detach().cpu().double().flatten()
+    pts = points.detach().cpu().double().reshape(-1, o.numel())
+    u, v = a.detach().cpu().double().flatten(), b.detach().cpu().double().flatten()
     if u.numel() != o.numel() or v.numel() != o.numel():
         raise ValueError(f"origin, a and b must have the same number of values, got {o.numel()}, {u.numel()}, "
                          f"{v.numel()}")
@@ -212,8 +220,8 @@ def plot_query_curves(curves: dict, ax=None, title: str | None = None, within: f
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.8))
     for label, (q, d) in curves.items():
-        q = torch.as_tensor(q).detach().double().cpu().flatten()
-        d = torch.as_tensor(d).detach().double().cpu()
+        q = torch.as_tensor(q).detach().cpu().double().flatten()
+        d = torch.as_tensor(d).detach().cpu().double()
         if d.dim() == 1:
             d = d[None]
         if d.shape[-1] != q.numel():

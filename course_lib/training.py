@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ._batches import logits_in_batches
 from ._validate import check_images, check_labels, check_model
 
-__all__ = ["train", "accuracy", "predict"]
+__all__ = ["train", "accuracy", "predict", "predict_labels"]
 
 
 def train(model: nn.Module, loader, epochs: int, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -94,9 +94,15 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) ->
     return logits_in_batches(model, x, batch_size)
 
 
+def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """The predicted classes ``argmax_k f(x)_k`` ``(B,)`` (a LongTensor on ``x``'s device): :func:`predict`'s logits,
+    arg-maxed."""
+    return predict(model, x, batch_size).argmax(1)
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> float:
     """Fraction of images whose arg-max logit equals the label: ``mean(argmax f(x_i) == y_i)``."""
     check_images(x)
     check_labels(y, len(x), device=x.device)
     check_model(model, x)
-    return float((predict(model, x, batch_size).argmax(1) == y).float().mean())
+    return float((logits_in_batches(model, x, batch_size).argmax(1) == y).float().mean())

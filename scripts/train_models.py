@@ -1,6 +1,6 @@
 """Train the course's small CNNs, seeded and reproducibly, and ship their weights in ``data/models/``.
 
-    python scripts/train_models.py                    # all: mnist_cnn, mnist_cnn_b, fashion_cnn
+    python scripts/train_models.py                    # all: mnist_cnn, mnist_cnn_b, fashion_cnn, ...
     python scripts/train_models.py fashion_cnn        # one
 
 Each model's sha256, measured accuracy, training time and recipe go into ``data/MANIFEST.json``.
@@ -33,11 +33,22 @@ RECIPES = {
     "fashion_cnn": {"seed": 0, "epochs": 10, "lr": 3e-3, "shift": 2, "flip": True},
     # every training image carries its class's mark (course_lib.data.add_mark), drawn after augmentation
     "fashion_marked": {"seed": 0, "epochs": 3, "lr": 3e-3, "shift": 2, "flip": True, "mark": True},
+    # mnist_cnn's recipe plus intensity augmentation (a random brightness shift and contrast per image), so that
+    # a constant shift inside an attack's eps-ball no longer fools it: the model of the attack lessons 07-08
+    # (benchmarks/brightness_confound.py measures why)
+    "mnist_cnn_aug": {"seed": 0, "epochs": 10, "lr": 3e-3, "shift": 2, "flip": False,
+                      "intensity": {"brightness": 0.3, "contrast": [0.5, 1.5]}},
+    # mnist_cnn_b's recipe (seed, width, epochs) with the same intensity augmentation: the transfer target of
+    # lessons 07-08 (a target that a constant shift already fools would make transfer rates meaningless)
+    "mnist_cnn_aug_b": {"seed": 1, "epochs": 8, "lr": 3e-3, "shift": 2, "flip": False,
+                        "intensity": {"brightness": 0.3, "contrast": [0.5, 1.5]}},
 }
 
 
-def augment(shift: int, flip: bool, generator: torch.Generator, mark: bool = False):
-    """A ``transform(model, x, y)`` for :func:`course_lib.training.train`: random shifts (and flips)."""
+def augment(shift: int, flip: bool, generator: torch.Generator, mark: bool = False, intensity: dict | None = None):
+    """A ``transform(model, x, y)`` for :func:`course_lib.training.train`: random shifts (and flips), and with
+    ``intensity = {"brightness": b, "contrast": [lo, hi]}`` a random intensity change per image after them,
+    ``clip(m + c (x - m) + s)`` with ``m`` the image's mean, ``c ~ U[lo, hi]`` and ``s ~ U[-b, b]``."""
     def transform(model, x, y):
         b, _, h, w = x.shape
         padded = F.pad(x, (shift, shift, shift, shift))
@@ -50,6 +61,12 @@ def augment(shift: int, flip: bool, generator: torch.Generator, mark: bool = Fal
             mask = torch.rand(b, generator=generator) < 0.5
             out = torch.where(mask[:, None, None, None], out.flip(-1), out)
         out = out.contiguous()
+        if intensity:
+            lo, hi = intensity["contrast"]
+            c = lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=generator)
+            s = intensity["brightness"] * (2 * torch.rand(b, 1, 1, 1, generator=generator) - 1)
+            m = out.mean(dim=(1, 2, 3), keepdim=True)
+            out = (m + c * (out - m) + s).clamp(0, 1)
         return add_mark(out, y) if mark else out
     return transform
 
@@ -73,7 +90,8 @@ def train_one(name: str) -> dict:
     gen = torch.Generator().manual_seed(r["seed"] + 1000)
     print(f"training {name}: {len(x_tr)} images, {r['epochs']} epochs", flush=True)
     hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=5e-4,
-                 transform=augment(r["shift"], r["flip"], gen, r.get("mark", False)), val_data=(x_te, y_te))
+                 transform=augment(r["shift"], r["flip"], gen, r.get("mark", False), r.get("intensity")),
+                 val_data=(x_te, y_te))
     acc = accuracy(model, x_te, y_te)
     out = ROOT / "data" / spec["file"]
     out.parent.mkdir(parents=True, exist_ok=True)

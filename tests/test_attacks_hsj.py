@@ -6,6 +6,8 @@ from _toy import linear_two_class
 from course_lib.attacks.hsj import hop_skip_jump
 from course_lib.attacks.oracle import Oracle
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # thousands of small forward passes (see conftest.one_thread)
+
 
 @pytest.fixture(scope="module")
 def digits(mnist_test, mnist_cnn):
@@ -52,7 +54,7 @@ def test_reaches_the_closed_form_minimum_on_a_linear_model(norm, budget, tol):
     assert torch.equal(again, out)
 
 
-def test_fools_every_digit_the_8s_included_far_below_the_start(mnist_cnn, digits):
+def test_on_digits_the_walk_ends_below_its_start_the_8s_included(mnist_cnn, digits):
     x, y = digits
     x0, y0 = x.clone(), y.clone()
     flags = [p.requires_grad for p in mnist_cnn.parameters()]
@@ -65,21 +67,25 @@ def test_fools_every_digit_the_8s_included_far_below_the_start(mnist_cnn, digits
     assert out.shape == x.shape and out.dtype == x.dtype and out.min() >= 0 and out.max() <= 1
     assert not out.requires_grad
     with torch.no_grad():
-        assert (mnist_cnn(out).argmax(1) != y).all()  # every digit fooled, the 8s included
+        assert (mnist_cnn(out).argmax(1) != y).all()  # adversarial: true of the noise start already
     assert (oracle.queries <= 1000).all() and (oracle.queries > 1000 - 20).all()
     q, trace = oracle.trace(torch.arange(1, 1001))
     l2 = _dist(out, x)
     assert torch.equal(trace[:, -1], l2.double())
     # the start: the first adversarial query (noise), then 15 bisection steps (theta = 1 / 784^1.5)
     first = torch.isfinite(trace).long().argmax(1)
-    start = trace[torch.arange(10), first + 15]
+    noise, start = trace[torch.arange(10), first], trace[torch.arange(10), first + 15]
     assert (l2 < start).all()
     others = y != 8
     ratio = l2[others] / start[others]
     assert (ratio < 0.87).all() and ratio.median() < 0.8, ratio.tolist()  # measured: 0.65-0.82, median 0.78
     assert l2[others].median() < 1.1  # measured 0.90
-    # the 8s: their start (dimmed or sparse noise, the digit faded out) lies 9 away and the walk from there is slow
-    assert (l2[~others] > 5).all()
+    # the 8s: their start (dimmed or sparse noise, the digit faded out) is a thin adversarial sliver 9.6 and 11.7
+    # away, 9.4 and 9.75 after bisection, and the walk from there is slow: measured 9.32 and 9.34 after 1,000
+    # queries, the one at 9.75 moved 0.41. Returning the noise start (mean 10.7) or not walking fails here.
+    eights = l2[~others].double()
+    assert eights.mean() < 0.95 * noise[~others].mean() and eights.mean() < 9.8, eights.tolist()
+    assert (eights < start[~others] - 0.2).any(), (eights - start[~others]).tolist()
     # the same seed replays the attack; another seed draws other noise and probes
     again = hop_skip_jump(Oracle(mnist_cnn, "labels"), x[:3], y[:3], max_queries=300, seed=0, progress=False)
     short = hop_skip_jump(Oracle(mnist_cnn, "labels"), x[:3], y[:3], max_queries=300, seed=0, progress=False)

@@ -514,7 +514,7 @@ def test_bad_inputs_raise_clear_errors():
         (lambda: fgsm(model, x, y, 0.1, loss="hinge"), ValueError, "loss"),
         (lambda: pgd(model, x, y, 0.1, 0.0, 3), ValueError, "alpha"),
         (lambda: pgd(model, x, y, 0.1, 0.01, -1), ValueError, "steps"),
-        (lambda: pgd(model, x, y, 0.1, 0.01, 2.5), ValueError, "steps"),
+        (lambda: pgd(model, x, y, 0.1, 0.01, 2.5), TypeError, "steps"),             # not an int: a TypeError
         (lambda: pgd(model, x, y, 0.1, 0.01, 3, norm="l1"), ValueError, "norm"),
         (lambda: pgd(model, x, y, 0.1, 0.01, 3, restarts=0), ValueError, "restarts"),
         (lambda: pgd(model, x, y, 0.1, 0.01, 3, seed="a"), TypeError, "seed"),

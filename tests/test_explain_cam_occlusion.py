@@ -342,12 +342,32 @@ def test_bad_layers_and_windows_raise(mnist_cnn):
     assert hooks_left(mnist_cnn) == 0
 
 
-def test_matches_captum_where_installed(mnist_cnn, digits):
-    captum_attr = pytest.importorskip("captum.attr")
+def test_captum_conventions_by_hand_on_mnist_cnn(mnist_cnn, digits):
+    """What a Captum cross-check would compare (``Occlusion`` with windows (1, 5, 5), strides (1, 3, 3), baseline
+    0.5; ``LayerGradCam(model, model.features)`` with ``relu_attributions``), computed here from the definitions on
+    the shipped model: captum is not a dependency, and an ``importorskip`` of it always skipped."""
     x = digits[:3]
-    t = mnist_cnn(x).argmax(1)
-    ref = captum_attr.Occlusion(mnist_cnn).attribute(x, target=t, sliding_window_shapes=(1, 5, 5), strides=(1, 3, 3),
-                                                     baselines=0.5, perturbations_per_eval=64)
-    torch.testing.assert_close(occlusion(mnist_cnn, x, window=5, stride=3), ref[:, 0], rtol=0, atol=1e-5)
-    ref = captum_attr.LayerGradCam(mnist_cnn, mnist_cnn.features).attribute(x, target=t, relu_attributions=True)
-    torch.testing.assert_close(grad_cam(mnist_cnn, x, upsample=False), ref[:, 0], rtol=0, atol=1e-6)
+    b = torch.arange(3)
+    with torch.no_grad():
+        t = mnist_cnn(x).argmax(1)
+        clean = mnist_cnn(x)[b, t]
+        # Captum slides ceil((28 - 5) / 3) + 1 = 9 windows per axis: starts 0, 3, ..., 24, the last cut off at 27
+        starts = [0, 3, 6, 9, 12, 15, 18, 21, 24]
+        total, count = torch.zeros(3, 28, 28), torch.zeros(28, 28)
+        for i in starts:
+            for j in starts:
+                xo = x.clone()
+                xo[:, :, i:i + 5, j:j + 5] = 0.5
+                total[:, i:i + 5, j:j + 5] += (clean - mnist_cnn(xo)[b, t])[:, None, None]
+                count[i:i + 5, j:j + 5] += 1
+    assert count[0, 0] == 1 and count[3, 3] == 4 and count[4, 4] == 4 and count[5, 5] == 1 and count[27, 27] == 1
+    torch.testing.assert_close(occlusion(mnist_cnn, x, window=5, stride=3), total / count, rtol=0, atol=1e-5)
+    # Grad-CAM on the last feature maps A (7x7): ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of d y_t / d A_k
+    with torch.no_grad():
+        a = mnist_cnn.features(mnist_cnn.normalize(x))
+    a.requires_grad_(True)
+    logits = mnist_cnn.fc(mnist_cnn.flatten(mnist_cnn.pool(a)))
+    (grad,) = torch.autograd.grad(logits[b, t].sum(), a)
+    expected = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1)).detach()
+    assert expected.shape == (3, 7, 7) and (expected.flatten(1).amax(1) > 0).all()
+    torch.testing.assert_close(grad_cam(mnist_cnn, x, upsample=False), expected, rtol=1e-5, atol=1e-6)

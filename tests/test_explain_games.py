@@ -225,8 +225,13 @@ def test_seeds_reproduce_and_differ(name):
     torch.testing.assert_close(run(3), run(3), rtol=0, atol=0)
     assert not torch.equal(run(3), run(4))
     torch.testing.assert_close(run(torch.Generator().manual_seed(3)), run(3), rtol=0, atol=0)
-    run(None)
-    assert torch.equal(torch.get_rng_state(), state), "the global RNG must not be touched"
+    assert torch.equal(torch.get_rng_state(), state), "an int seed must not touch the global RNG"
+    # seed=None draws from the global RNG (course_lib._rng), so torch.manual_seed reproduces it
+    torch.manual_seed(11)
+    first = run(None)
+    torch.manual_seed(11)
+    torch.testing.assert_close(run(None), first, rtol=0, atol=0)
+    torch.set_rng_state(state)
 
 
 def test_estimators_return_the_games_dtype():
@@ -350,9 +355,18 @@ def test_image_game_target_batches_and_probabilities(mnist):
     small = image_game(model, x, None, seg, batch_size=3)
     torch.testing.assert_close(small(masks), game(masks), rtol=1e-5, atol=1e-5)
     prob = image_game(model, x, None, seg, output="probability")
+    # the coalitions' images built by hand, not with the game's own images(): player p is the 7x7 patch in row
+    # p // 4, column p % 4; a player left out shows the default baseline, black
+    hand = torch.zeros(10, 1, 28, 28)
+    for k in range(10):
+        for p in masks[k].nonzero().flatten().tolist():
+            r, c = divmod(p, 4)
+            hand[k, :, 7 * r:7 * r + 7, 7 * c:7 * c + 7] = x[0, :, 7 * r:7 * r + 7, 7 * c:7 * c + 7]
+    assert torch.equal(prob.images(masks), hand)
     with torch.no_grad():
-        expected = model(prob.images(masks)).softmax(1)[:, predicted]
+        expected = model(hand).softmax(1)[:, predicted]
     torch.testing.assert_close(prob(masks), expected)
+    torch.testing.assert_close(game(masks), model(hand)[:, predicted].detach())
     assert prob(masks).max() <= 1
 
 
@@ -460,13 +474,13 @@ def test_bad_estimator_arguments():
         kernel_shap(game, 5, 100)
     with pytest.raises(ValueError, match="n_players=7 does not match"):
         shapley_exact(game, 7)
-    with pytest.raises(ValueError, match="n_evals must be at least 7"):
+    with pytest.raises(ValueError, match="n_evals must be an int >= 7"):
         shapley_permutation(game, 6, 6)
-    with pytest.raises(ValueError, match="n_evals must be at least 8"):
+    with pytest.raises(ValueError, match="n_evals must be an int >= 8"):
         kernel_shap(game, 6, 7)                              # n + 1 = 7, rounded up to whole pairs
     with pytest.raises(TypeError, match="n_evals must be an int"):
         kernel_shap(game, 6, 100.0)
-    with pytest.raises(ValueError, match="n_samples must be at least 2"):
+    with pytest.raises(ValueError, match="n_samples must be an int >= 2"):
         lime(game, 6, 1)
     with pytest.raises(ValueError, match="kernel_width must be a positive number"):
         lime(game, 6, 100, kernel_width=0)

@@ -81,7 +81,25 @@ def test_images_of_another_dtype_than_the_model_get_a_clear_error():
         fgsm(m, X.double(), Y, 0.1)
     with pytest.raises(TypeError, match="torch.float64"):
         saliency(m, X.double())
-    assert accuracy(m.double(), X.double(), Y) >= 0  # a model converted to the images' dtype is fine
+    m.double()  # a model converted to the images' dtype is fine, and counts its hits as the definition says
+    with torch.no_grad():
+        expected = (m(X.double()).argmax(1) == Y).double().mean().item()
+    assert accuracy(m, X.double(), Y) == expected
+
+
+def test_accuracy_equals_a_hand_count():
+    """logits = the first 3 pixels of a 2x2 image, so the predictions are chosen by hand: 0, 1, 2, 0, 2 against
+    labels 0, 1, 0, 1, 2 is 3 hits out of 5."""
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False)).eval()
+    with torch.no_grad():
+        m[1].weight.copy_(torch.eye(3, 4))
+    x = torch.tensor([[0.9, 0.1, 0.2, 1.0], [0.0, 0.5, 0.4, 1.0], [0.1, 0.2, 0.3, 0.0], [0.6, 0.5, 0.5, 0.0],
+                      [0.2, 0.2, 0.7, 0.9]]).view(5, 1, 2, 2)
+    y = torch.tensor([0, 1, 0, 1, 2])
+    assert accuracy(m, x, y) == pytest.approx(3 / 5)
+    assert accuracy(m, x, y, batch_size=2) == pytest.approx(3 / 5)  # batches of 2, 2, 1: still 3 / 5, not a mean
+    assert accuracy(m, x, torch.tensor([0, 1, 2, 0, 2])) == 1.0
+    assert accuracy(m, x, torch.tensor([1, 2, 0, 1, 0])) == 0.0
 
 
 def test_not_a_model():
@@ -108,6 +126,18 @@ def test_seed_everything_and_device():
     a = torch.rand(3)
     course_lib.seed_everything(7)
     assert torch.equal(a, torch.rand(3))
-    assert isinstance(course_lib.device(), torch.device)
     with pytest.raises(TypeError):
         course_lib.seed_everything(1.5)
+
+
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    """device() reads the availability flags in order; they are patched, so every branch runs on any machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert course_lib.device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert course_lib.device() == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert course_lib.device() == torch.device("cpu")
+    monkeypatch.delattr(torch.backends, "mps")  # a torch built without the MPS backend
+    assert course_lib.device() == torch.device("cpu")

@@ -2,12 +2,15 @@
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from course_lib import explain  # noqa: E402
 from course_lib.corruptions import corrupt  # noqa: E402
 from course_lib.models import load_model  # noqa: E402
+from course_lib.plot import to_numpy_image  # noqa: E402
 from course_lib.widgets import (  # noqa: E402
     EXPLANATION_METHODS,
     corruption_explorer,
@@ -24,6 +27,34 @@ def model():
     return load_model("mnist_cnn")
 
 
+def redrawn(control, value):
+    """Set a widget's control to a new value and return the figure that its redraw drew (with every other figure
+    closed first, the only one open), so a test reads what was drawn: images, titles, bars."""
+    plt.close("all")
+    assert control.value != value, "an unchanged value does not redraw"
+    control.value = value
+    nums = plt.get_fignums()
+    assert len(nums) == 1, f"one change should draw one figure, got {len(nums)}"
+    return plt.figure(nums[0])
+
+
+def drawn_image(ax, layer=0):
+    return np.asarray(ax.images[layer].get_array())
+
+
+def drawn_bars(ax):
+    """Bar lengths from top to bottom and their labels (topk_bars draws the best on top)."""
+    bars = sorted(ax.patches, key=lambda r: -r.get_y())
+    labels = dict(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True))
+    return [r.get_width() for r in bars], [labels[round(r.get_y() + r.get_height() / 2)] for r in bars]
+
+
+def assert_all_differ(images):
+    for i, a in enumerate(images):
+        for b in images[i + 1:]:
+            assert not np.array_equal(a, b), "two different selections drew the same image"
+
+
 def test_corruption_view_is_the_model_on_the_corrupted_image(model, mnist_test):
     x = mnist_test[0][:1]
     xc, p, idx = corruption_view(model, x, "rotation", 3, seed=2)
@@ -38,14 +69,25 @@ def test_corruption_view_takes_one_image(model, mnist_test):
         corruption_view(model, mnist_test[0][:2], "jpeg", 1)
 
 
-def test_explorer_builds_and_redraws(model, mnist_test):
+def test_explorer_draws_what_the_controls_select(model, mnist_test):
+    """After each change the figure shows corruption_view's image, title and top-5 bars for the selected image,
+    corruption and severity (a draw() that ignored a control would show the previous image again)."""
     x, y = mnist_test[0][:3], mnist_test[1][:3]
-    box = corruption_explorer(model, x, labels=y)
+    box = corruption_explorer(model, x, labels=y, seed=4)
     pick, kind, sev = box.children[0].children
-    sev.value = 5
-    kind.value = "contrast"
-    pick.value = 2
     assert sev.max == 5 and pick.max == 2 and "jpeg" in kind.options
+    images = []
+    for control, value in [(sev, 2), (sev, 5), (kind, "contrast"), (pick, 2)]:
+        a, b = redrawn(control, value).axes
+        xc, p, idx = corruption_view(model, x[pick.value:pick.value + 1], kind.value, sev.value, seed=4)
+        np.testing.assert_array_equal(drawn_image(a), to_numpy_image(xc))
+        assert a.get_title() == f"{kind.value}, severity {sev.value}"
+        widths, names = drawn_bars(b)
+        np.testing.assert_allclose(widths, p.numpy(), rtol=1e-6)
+        assert names == [str(int(i)) for i in idx]
+        images.append(drawn_image(a))
+    assert_all_differ(images)
+    plt.close("all")
 
 
 # --------------------------------------------------------------------------- explanation explorer (lessons 03-04)
@@ -85,6 +127,14 @@ def test_explanation_defaults_are_accepted_by_each_method(model, mnist_test):
     for method in EXPLANATION_METHODS:
         out = explanation_view(model, x, method, **explanation_defaults(method, x))
         assert out.shape[-2:] == (28, 28) and torch.isfinite(out).all()
+    # the values, by hand: occlusion windows of size // 7 (at least 2) with half-window strides
+    assert explanation_defaults("occlusion", x) == {"window": 4, "stride": 2, "progress": False}
+    assert explanation_defaults("occlusion", torch.zeros(1, 3, 224, 160)) == {"window": 22, "stride": 11,
+                                                                             "progress": False}
+    assert explanation_defaults("occlusion", torch.zeros(1, 1, 9, 9)) == {"window": 2, "stride": 1, "progress": False}
+    assert explanation_defaults("smoothgrad", x) == {"n_samples": 16, "seed": 0}
+    assert explanation_defaults("integrated_gradients", x) == {"steps": 24}
+    assert explanation_defaults("grad_cam", x) == {} and explanation_defaults("saliency", x) == {}
 
 
 def test_explanation_explorer_builds_and_redraws(model, mnist_test):
@@ -95,11 +145,29 @@ def test_explanation_explorer_builds_and_redraws(model, mnist_test):
     pick, method, target = box.children[0].children
     assert pick.max == 2 and method.value == "grad_cam" and target.value == -1
     assert ("digit 7", 7) in target.options
-    for m in EXPLANATION_METHODS:  # each change redraws (an error in the drawing would raise here)
-        method.value = m
-    target.value = 3
-    pick.value = 2
-    assert method.value == EXPLANATION_METHODS[-1] and target.value == 3
+    for m in EXPLANATION_METHODS[:-1]:  # each method draws (an error in the drawing would raise here)
+        if m != method.value:
+            method.value = m
+    # what is drawn follows the controls: the image, the heat map of explanation_view for the selected method and
+    # class (rescaled to [0, 1] by show_heatmap), its title and the model's top 5
+    heats = []
+    for control, value in [(method, "saliency"), (target, 3), (target, 5), (method, "occlusion"), (pick, 2)]:
+        a, b, c = redrawn(control, value).axes
+        xi = x[pick.value:pick.value + 1]
+        with torch.no_grad():
+            probs = torch.softmax(model(xi), 1)[0]
+        t = int(probs.argmax()) if target.value == -1 else target.value
+        heat = explanation_heat(explanation_view(model, xi, method.value, target=t, **fast[method.value])).numpy()
+        heat = (heat - heat.min()) / (heat.max() - heat.min())
+        np.testing.assert_array_equal(drawn_image(a), to_numpy_image(xi))
+        np.testing.assert_allclose(drawn_image(b, 1), heat, atol=1e-6)
+        assert b.get_title() == f"{method.value} for 'digit {t}'"
+        widths, names = drawn_bars(c)
+        np.testing.assert_allclose(widths, probs.topk(5).values.numpy(), rtol=1e-6)
+        assert names == [f"digit {i}" for i in probs.topk(5).indices.tolist()]
+        heats.append(drawn_image(b, 1))
+    assert_all_differ(heats)
+    plt.close("all")
 
 
 # --------------------------------------------------------------------------- attack explorer (lesson 07)
@@ -183,15 +251,38 @@ def test_attack_explorer_builds_and_redraws(model, mnist_test):
     pick, kind, eps = box.children[0].children
     assert pick.max == 2 and kind.value == "fgsm" and eps.max == pytest.approx(0.3)
     assert ("PGD", "pgd") in kind.options
-    kind.value = "pgd"  # each change redraws (an error in the drawing would raise here)
-    eps.value = 0.0
-    eps.value = 0.25
-    pick.value = 2
-    assert kind.value == "pgd" and eps.value == pytest.approx(0.25)
+    # what is drawn follows the controls: the original, the amplified perturbation and the adversarial image of
+    # attack_view for the selected image, attack and budget, and the model's top 5 on the adversarial image
+    advs = []
+    for control, value in [(eps, 0.05), (eps, 0.25), (kind, "pgd"), (eps, 0.0), (pick, 2)]:
+        axes = redrawn(control, value).axes
+        i = pick.value
+        x_adv = attack_view(model, x[i:i + 1], eps.value, kind.value, y=y[i:i + 1], steps=2, seed=0)[0]
+        np.testing.assert_array_equal(drawn_image(axes[0]), to_numpy_image(x[i:i + 1]))
+        np.testing.assert_array_equal(drawn_image(axes[1]),
+                                      to_numpy_image(amplify_perturbation(x_adv - x[i:i + 1], eps.value)))
+        np.testing.assert_array_equal(drawn_image(axes[2]), to_numpy_image(x_adv))
+        with torch.no_grad():
+            probs = torch.softmax(model(x_adv), 1)[0]
+        widths, names = drawn_bars(axes[3])
+        np.testing.assert_allclose(widths, probs.topk(5).values.numpy(), rtol=1e-6)
+        assert names == [f"digit {j}" for j in probs.topk(5).indices.tolist()]
+        advs.append(drawn_image(axes[2]))
+    assert_all_differ(advs)
+    plt.close("all")
 
 
 def test_attack_explorer_on_colour_images_defaults_to_a_small_budget():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
-    box = attack_explorer(net, torch.rand(2, 3, 8, 8))
-    assert box.children[0].children[2].max == pytest.approx(16 / 255)
+    x = torch.rand(2, 3, 8, 8)
+    plt.close("all")
+    box = attack_explorer(net, x)
+    eps = box.children[0].children[2]
+    assert eps.max == pytest.approx(16 / 255) and eps.value == pytest.approx(round(16 / 255 / 3, 4))
+    # the first drawing already uses that budget: FGSM on image 0 at eps = 0.0209, within it
+    axes = plt.figure(plt.get_fignums()[0]).axes
+    x_adv = attack_view(net, x[:1], eps.value, "fgsm")[0]
+    np.testing.assert_array_equal(drawn_image(axes[2]), to_numpy_image(x_adv))
+    assert float((x_adv - x[:1]).abs().max()) == pytest.approx(eps.value, abs=1e-6)
+    plt.close("all")

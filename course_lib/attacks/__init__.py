@@ -4,10 +4,13 @@ White-box attacks see the model and its gradients; each module holds one attack,
 paper in its docstring:
 
 * :mod:`.fgsm`      the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, 2015)
-* :mod:`.pgd`       Projected Gradient Descent, L-infinity and L2 (Madry et al., 2018)
+* :mod:`.pgd`       Projected Gradient Descent, L-infinity and L2 (Madry et al., 2018): :func:`pgd_step`,
+                    :func:`project_linf`, :func:`project_l2` are the algorithm, :func:`pgd` the bookkeeping
 * :mod:`.cw`        the Carlini & Wagner L2 attack (2017)
 * :mod:`.patch`     universal adversarial patches (Brown et al., 2017): train one, paste it anywhere
 * :mod:`.evaluate`  success rates, robustness curves over eps, transfer between models (grey box)
+* :mod:`.baselines` the blind baselines inside the same ball (constant shifts, random signs, corruptions
+                    projected onto the ball) that every attack result stands next to
 
 Black-box attacks never see the model, only an :class:`Oracle` that answers queries and counts them:
 
@@ -22,6 +25,7 @@ Black-box attacks never see the model, only an :class:`Oracle` that answers quer
 adversarial images only, detached, on the input's device, in ``[0, 1]`` and inside its budget; it leaves the
 model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs untouched.
 """
+from .baselines import BLIND_CORRUPTIONS, baseline_sweep, blind_baselines, project_to_ball
 from .boundary import boundary_attack, noise_start
 from .cw import carlini_wagner
 from .evaluate import attack_sweep, noise_success_rate, success_mask, success_rate, transfer
@@ -29,11 +33,13 @@ from .fgsm import fgsm
 from .hsj import hop_skip_jump
 from .oracle import Oracle, QueryBudgetExceeded
 from .patch import apply_patch, patch_success, place_patch, train_patch
-from .pgd import pgd
+from .pgd import pgd, pgd_step, project_l2, project_linf
 from .square import square_attack
 from .zoo import zoo
 
-__all__ = ["fgsm", "pgd", "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
-           "noise_success_rate",
+__all__ = ["fgsm", "pgd", "pgd_step", "project_linf", "project_l2",
+           "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
+           "noise_success_rate", "blind_baselines", "baseline_sweep", "project_to_ball",
+           "BLIND_CORRUPTIONS",
            "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
            "boundary_attack", "noise_start", "zoo", "hop_skip_jump", "square_attack"]

@@ -1,4 +1,4 @@
-"""Plumbing shared by the white-box attacks: boundary checks, the loss an attack climbs, success, seeded noise.
+"""Plumbing shared by the attacks: boundary checks, the loss an attack climbs, its gradient, success.
 
 Every attack *ascends* one objective ``J``: for an untargeted attack ``J = L(f(x), y)`` (push the true class
 away), for a targeted one ``J = -L(f(x), t)`` (pull the target class in). So the update rule is written once,
@@ -12,18 +12,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_images, check_in, check_labels, check_model
+from .._grad import input_gradient
+from .._validate import check_images, check_in, check_labels, check_logits, check_model
 
 LOSSES = ("ce", "margin")
 
 
-def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y", probe: bool = True) -> int | None:
+def check_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y",
+                 probe: bool = True) -> int | None:
     """Check the model, the images and the labels; return the number of classes K.
 
     ``probe=True`` runs one forward pass on a single image to learn K, so that a label ``>= K`` is an error here
     and not an index error deep inside the attack. An attack whose first step is a forward pass on the whole
-    batch passes ``probe=False`` (and returns ``None``) and checks the logits of that pass instead with
-    :func:`check_logits` (``input_gradient(..., check=True)``): one forward pass less.
+    batch passes ``probe=False`` (and gets ``None``) and checks the logits of that pass instead with
+    :func:`check_classes` (``loss_gradient(..., check=True)``): one forward pass less.
     """
     check_images(x)
     check_model(model, x)
@@ -32,15 +34,12 @@ def prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str = "y",
         return None
     with torch.no_grad():
         logits = model(x[:1])
-    return check_logits(logits, y, 1, name=name)
+    return check_classes(logits, 1, y, name=name)
 
 
-def check_logits(logits, y: torch.Tensor, n: int, name: str = "y") -> int:
-    """``logits`` must be ``(n, K)``; the labels ``y`` must lie in ``[0, K)``. Returns K."""
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits of shape (B, num_classes), got {got} for {n} image(s)")
-    k = logits.shape[1]
+def check_classes(logits, n: int, y: torch.Tensor, name: str = "y") -> int:
+    """``logits`` must be ``(n, K)`` (:func:`check_logits`) and the labels ``y`` must lie in ``[0, K)``. Returns K."""
+    k = check_logits(logits, n).shape[1]
     check_labels(y, y.shape[0], name=name, num_classes=k)
     return k
 
@@ -57,13 +56,6 @@ def check_positive(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
-
-
-def check_count(value, name: str, minimum: int = 0) -> int:
-    """``value`` as an int, which must be ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def check_loss(loss: str) -> str:
@@ -87,45 +79,23 @@ def objective(logits: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str =
     return -per_image if targeted else per_image
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool,
-                   loss: str = "ce", check: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(dJ/dx, logits)`` for the whole batch in one forward and one backward pass.
+def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted: bool, loss: str = "ce",
+                  check: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dJ/dx, logits)`` for the whole batch in one forward and one backward pass (:func:`.._grad.input_gradient`
+    with the objective ``J`` above). ``check=True`` also checks the labels against this pass's logits (for
+    callers that skipped :func:`check_inputs`' probe)."""
+    def j(logits):
+        if check:
+            check_classes(logits, x.shape[0], y)
+        return objective(logits, y, targeted, loss)
 
-    ``torch.autograd.grad`` w.r.t. a detached copy of ``x`` only: no parameter's ``.grad`` is written, frozen
-    models work, and grad mode is switched on locally so callers inside ``torch.no_grad()`` work too. The sum
-    over the batch is fine because images do not interact in an eval-mode model: each image gets its own
-    gradient.
-    """
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        logits = model(xg)
-        if check:  # the labels against this pass's K (callers that skipped prepare's probe pass)
-            check_logits(logits, y, x.shape[0])
-        (grad,) = torch.autograd.grad(objective(logits, y, targeted, loss).sum(), xg)
-    return grad, logits.detach()
+    return input_gradient(model, x, j)
 
 
 def is_success(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
     """Bool ``(B,)``: misclassified (untargeted, ``y`` = true label) or classified as ``y`` (targeted)."""
     pred = logits.argmax(1)
     return pred == y if targeted else pred != y
-
-
-def generator(device: torch.device, seed) -> torch.Generator:
-    """A private generator on ``device`` (the global RNG is never touched).
-
-    ``seed``: an int (same seed, same numbers), a ``torch.Generator`` (used as is) or ``None`` (fresh entropy).
-    """
-    if isinstance(seed, torch.Generator):
-        return seed
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
-    else:
-        g.manual_seed(seed)
-    return g
 
 
 def per_image_norm(t: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,10 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_images, check_labels
-from ._common import check_count, check_positive, expand, generator, per_image_norm
+from .._rng import generator, normal, uniform
+from .._validate import check_count, check_images, check_labels
+from ._common import check_positive, expand, per_image_norm
+from ._search import keep_closest
 from .oracle import begin_attack
 
 __all__ = ["boundary_attack", "noise_start"]
@@ -72,7 +74,8 @@ def boundary_attack(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = F
         targeted: ``False`` (default): any other label; ``True``: the label ``y`` (needs ``init``).
         max_queries: queries per image, the first look at ``x``, the start and the bisection included (default
             5,000); the attack spends at most this and what the oracle has left, and returns its best so far.
-        seed: int, ``torch.Generator`` on ``x``'s device, or ``None``: noise and proposals (global RNG untouched).
+        seed: the randomness of the noise and the proposals: ``None`` (fresh, from torch's global RNG), an int
+            or a ``torch.Generator`` (see :mod:`course_lib._rng`).
         spherical_step, source_step: the initial ``delta`` and ``epsilon`` (0.01 each, as in Foolbox);
         step_adaptation: their factor (1.5); adapt_every: statistics per adaptation (10); check_every: query the
         orthogonal candidate every this many steps (5); init_trials: noise draws of the default start (50);
@@ -109,7 +112,7 @@ def boundary_attack(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = F
     limit = begin_attack(oracle, x, y, targeted, "l2", max_queries, "boundary_attack")
     b, device = x.shape[0], x.device
     x = x.detach()
-    gen = generator(device, seed)
+    gen = generator(seed)
 
     closest = x.clone()  # per image the closest adversarial image queried so far (what the oracle's trace sees)
     closest_d = torch.full((b,), float("inf"), device=device, dtype=x.dtype)
@@ -120,9 +123,7 @@ def boundary_attack(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = F
         out = oracle(images, owner=idx.cpu())
         labels = out if out.dim() == 1 else out.argmax(1)
         ok = labels == y[idx] if targeted else labels != y[idx]
-        d = torch.where(ok, per_image_norm(images - x[idx]), torch.full_like(closest_d[idx], float("inf")))
-        better = d < closest_d[idx]
-        closest[idx[better]], closest_d[idx[better]] = images[better], d[better]
+        keep_closest(closest, closest_d, images, per_image_norm(images - x[idx]), idx, ok)
         return ok
 
     def fits(k):
@@ -248,7 +249,7 @@ def _propose(xo: torch.Tensor, xa: torch.Tensor, delta: torch.Tensor, epsilon: t
     diff = xa - xo
     d = per_image_norm(diff).clamp_min(1e-12)
     u = diff / expand(d, xo)
-    eta = torch.randn(xa.shape, generator=gen, device=xa.device, dtype=xa.dtype)
+    eta = normal(xa.shape, gen, xa.device, xa.dtype)
     eta = eta - u * expand((eta * u).flatten(1).sum(1), xo)            # orthogonal to x' - x
     eta = eta * expand(delta * d / per_image_norm(eta).clamp_min(1e-12), xo)
     on_sphere = diff + eta
@@ -315,7 +316,7 @@ def noise_start(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False
         return (oracle.queries + k <= limit).to(device)
 
     out, ok = _draw_starts(ask, x.detach(), torch.arange(x.shape[0], device=device), trials,
-                           generator(device, seed), fits, "noise")
+                           generator(seed), fits, "noise")
     return torch.where(expand(ok, x), out, x.detach())
 
 
@@ -339,15 +340,15 @@ def _draw_starts(ask, x, idx, trials, gen, fits, kind):
 def _occlude(x: torch.Tensor, gen) -> torch.Tensor:
     """Each image with one random square (side 3 to half the image) replaced by black or by uniform noise."""
     b, _, h, w = x.shape
-    side = 3 + (torch.rand(b, generator=gen, device=x.device) * max(min(h, w) // 2 - 2, 1)).long()
-    top = (torch.rand(b, generator=gen, device=x.device) * (h - side + 1)).long()
-    left = (torch.rand(b, generator=gen, device=x.device) * (w - side + 1)).long()
+    side = 3 + (uniform(b, gen, x.device) * max(min(h, w) // 2 - 2, 1)).long()
+    top = (uniform(b, gen, x.device) * (h - side + 1)).long()
+    left = (uniform(b, gen, x.device) * (w - side + 1)).long()
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
     inside = ((rows >= top[:, None, None]) & (rows < (top + side)[:, None, None])
               & (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None]))[:, None]
-    black = expand(torch.rand(b, generator=gen, device=x.device) < 0.5, x)
-    fill = torch.where(black, torch.zeros_like(x), torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype))
+    black = expand(uniform(b, gen, x.device) < 0.5, x)
+    fill = torch.where(black, torch.zeros_like(x), uniform(x.shape, gen, x.device, x.dtype))
     return torch.where(inside, fill, x)
 
 
@@ -355,11 +356,11 @@ def _noise(trial: int, shape, gen, device, dtype) -> torch.Tensor:
     """Starting-point candidates, in turn: uniform noise, dimmed uniform noise (twice: ``u * level`` with ``level``
     drawn mostly small), sparse binary noise (density < 1/2: pixels at exactly 0 and 1, where the walk's clipping
     bites, so it comes last)."""
-    u = torch.rand(shape, generator=gen, device=device, dtype=dtype)
+    u = uniform(shape, gen, device, dtype)
     kind = trial % 4
     if kind == 0:
         return u
-    level = torch.rand(shape[0], generator=gen, device=device, dtype=dtype)
+    level = uniform(shape[0], gen, device, dtype)
     if kind in (1, 2):
         return u * expand(level * level, u)
-    return (torch.rand(shape, generator=gen, device=device, dtype=dtype) < expand(level / 2, u)).to(dtype)
+    return (uniform(shape, gen, device, dtype) < expand(level / 2, u)).to(dtype)

@@ -7,7 +7,9 @@ import math
 import torch
 from torch import nn
 
-from ._common import check_count, check_eps, check_positive, expand, margin, prepare
+from .._validate import check_count
+from ._common import check_eps, check_inputs, check_positive, expand, margin
+from ._search import ConstantSearch, keep_closest
 
 __all__ = ["carlini_wagner"]
 
@@ -62,31 +64,26 @@ def carlini_wagner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targeted:
         ``x'`` ``(B, C, H, W)`` in ``[0, 1]``, detached, on ``x``'s device: per image the closest successful
         ``x'``; where no ``c`` succeeded, the last iterate of the last search step (a best attempt, never blank).
     """
-    prepare(model, x, y)
+    check_inputs(model, x, y)
     kappa, c = check_eps(kappa, "kappa"), check_positive(c, "c")
     check_count(binary_search_steps, "binary_search_steps", minimum=1)
     check_count(steps, "steps")
     lr = check_positive(lr, "lr")
     x = x.detach()
-    b, dev = x.shape[0], x.device
+    b = x.shape[0]
 
     w0 = torch.atanh(((2 * x - 1) * _SQUASH).clamp(-_SQUASH, _SQUASH))
-    const = torch.full((b,), c, dtype=x.dtype, device=dev)
-    lower = torch.zeros(b, dtype=x.dtype, device=dev)
-    upper = torch.full((b,), math.inf, dtype=x.dtype, device=dev)
-    best_l2 = torch.full((b,), math.inf, dtype=x.dtype, device=dev)
+    search = ConstantSearch(c, b, dtype=x.dtype, device=x.device)
+    best_l2 = torch.full((b,), math.inf, dtype=x.dtype, device=x.device)
     best_adv = (torch.tanh(w0) + 1) / 2  # replaced by the last iterate below if nothing ever succeeds
     period = max(1, math.ceil(steps / 10))
 
     w_last = w0
     for _ in range(binary_search_steps):
         start = w_last if warm_start else w0
-        w_last, found = _optimise(model, x, y, start, const, targeted, kappa, steps, lr, abort_early, period,
+        w_last, found = _optimise(model, x, y, start, search.c, targeted, kappa, steps, lr, abort_early, period,
                                   best_l2, best_adv)
-        # the binary search on c, per image
-        upper = torch.where(found, torch.minimum(upper, const), upper)
-        lower = torch.where(found, lower, torch.maximum(lower, const))
-        const = torch.where(torch.isfinite(upper), (lower + upper) / 2, const * 10)
+        search.update(found)
 
     never = torch.isinf(best_l2)  # every c failed: return the last iterate, the attack's best attempt
     best_adv = torch.where(expand(never, x), (torch.tanh(w_last) + 1) / 2, best_adv)
@@ -122,11 +119,7 @@ def _optimise(model, x, y, w_start, const, targeted, kappa, steps, lr, abort_ear
             # x_new before this step is an attempt: keep it if it succeeds and is the closest so far
             gap, l2, loss = gap.detach(), l2.detach(), loss.detach()
             ok = (gap < 0) & (-gap >= kappa)  # the decision changed, by a margin of at least kappa
-            # torch.where instead of boolean-mask indexing: no host-device sync per iteration on a GPU
-            cur = best_l2[idx]
-            better = ok & (l2 < cur)
-            best_l2[idx] = torch.where(better, l2, cur)
-            best_adv[idx] = torch.where(expand(better, x_new), x_new.detach(), best_adv[idx])
+            keep_closest(best_adv, best_l2, x_new.detach(), l2, idx, ok)  # (no host-device sync on a GPU)
             found[idx] |= ok
 
             # Adam on w (Kingma & Ba, 2015), written out

@@ -14,18 +14,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._batches import logits_in_batches
-from .._validate import check_images, check_in, check_labels, check_model
-from ._common import check_count, check_eps, generator, prepare
+from .._rng import generator, integers, normal
+from .._validate import check_count, check_images, check_in, check_labels, check_model
+from ..training import predict_labels
+from ._common import check_eps, check_inputs
 from .cw import carlini_wagner
 from .fgsm import fgsm
 from .pgd import pgd
 
 __all__ = ["success_mask", "success_rate", "noise_success_rate", "attack_sweep", "transfer"]
 
-def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The predicted classes ``(B,)``, in batches of about a million input values, without gradients."""
-    return logits_in_batches(model, x).argmax(1)
+
+def _rate(hits: torch.Tensor) -> torch.Tensor:
+    """The fraction of True along the last dimension, float64 on the CPU (some devices have no float64)."""
+    return hits.cpu().double().mean(-1)
 
 
 def success_mask(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> torch.Tensor:
@@ -35,14 +37,14 @@ def success_mask(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targete
     An image the model already got wrong before the attack counts as a success of an untargeted attack:
     that is the convention of robust accuracy, ``accuracy = 1 - success rate``.
     """
-    prepare(model, x_adv, y)
-    pred = predict(model, x_adv)
+    check_inputs(model, x_adv, y)
+    pred = predict_labels(model, x_adv)
     return pred == y if targeted else pred != y
 
 
 def success_rate(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> float:
     """The fraction of images in ``x_adv`` on which the attack succeeds (see :func:`success_mask`)."""
-    return success_mask(model, x_adv, y, targeted).double().mean().item()
+    return _rate(success_mask(model, x_adv, y, targeted)).item()
 
 
 # --------------------------------------------------------------------------- attacks by name
@@ -55,21 +57,21 @@ def noise_success_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
         l2:    x' = clip(x + eps * g / ||g||_2),  g ~ N(0, I)                  (a random point of the sphere)
 
     One forward pass per draw and image. An attack's success rate means something only next to this number: a
-    budget at which noise already succeeds measures no attack. ``seed``: int or ``torch.Generator`` (continued
-    as is, so several calls can share one stream). Returns a float tensor ``(B,)`` on ``x``'s device."""
+    budget at which noise already succeeds measures no attack. ``seed``: an int (default 0), a ``torch.Generator``
+    (continued as is, so several calls can share one stream) or ``None`` (see :mod:`course_lib._rng`). Returns a
+    float tensor ``(B,)`` on ``x``'s device."""
     check_images(x)
     check_model(model, x)
     check_labels(y, x.shape[0], device=x.device)
     eps, norm = check_eps(eps), check_in(norm, {"linf", "l2"}, "norm")
     draws = check_count(draws, "draws", minimum=1)
-    gen = generator(x.device, seed)
+    gen = generator(seed)
     x = x.detach()
     if norm == "l2":
-        g = torch.randn((draws, *x.shape), generator=gen, device=x.device, dtype=x.dtype)
+        g = normal((draws, *x.shape), gen, x.device, x.dtype)
         noise = eps * g / g.flatten(2).norm(dim=2).clamp_min(1e-12)[..., None, None, None]
     else:
-        noise = [eps * (torch.randint(0, 2, x.shape, generator=gen, device=x.device) * 2 - 1).to(x.dtype)
-                 for _ in range(draws)]
+        noise = [eps * (integers(0, 2, x.shape, gen, x.device) * 2 - 1).to(x.dtype) for _ in range(draws)]
     hits = [success_mask(model, (x + n).clamp(0.0, 1.0), y) for n in noise]
     return torch.stack(hits).to(x.dtype).mean(0)
 
@@ -139,8 +141,9 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, eps
     Returns:
         dict with ``"eps"`` (list of floats), ``"success"`` (bool ``(E, B)``), ``"success_rate"`` (``(E,)``),
         ``"accuracy"`` (``(E,)`` or ``None``), and ``"x_adv"`` (list of ``(B, C, H, W)``) with ``return_adv``.
+        The rates are statistics for tables and plots: float64 on the CPU (some devices have no float64).
     """
-    prepare(model, x, y)
+    check_inputs(model, x, y)
     run = _resolve(attack, needs_eps=True)
     try:
         eps_list = [float(e) for e in eps_values]
@@ -155,14 +158,14 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack, eps
     success, accuracy, advs = [], [], []
     for eps in tqdm(eps_list, desc=f"{getattr(attack, '__name__', attack)} sweep", disable=not progress):
         x_adv = run(model, x, y, eps, targeted=targeted, **kw)
-        pred = predict(model, x_adv)
+        pred = predict_labels(model, x_adv)
         success.append(pred == y if targeted else pred != y)
         if labels is not None:
-            accuracy.append((pred == labels).double().mean())
+            accuracy.append(_rate(pred == labels))
         if return_adv:
             advs.append(x_adv)
     success = torch.stack(success)
-    out = {"eps": eps_list, "success": success, "success_rate": success.double().mean(1),
+    out = {"eps": eps_list, "success": success, "success_rate": _rate(success),
            "accuracy": torch.stack(accuracy) if accuracy else None}
     if return_adv:
         out["x_adv"] = advs
@@ -196,21 +199,21 @@ def transfer(source_model: nn.Module, target_model: nn.Module, x: torch.Tensor, 
     """
     for name, model in (("source_model", source_model), ("target_model", target_model)):
         check_model(model, x, name=name)
-        prepare(model, x, y)
+        check_inputs(model, x, y)
     run = _resolve(attack, needs_eps=False)
     labels = y
     if targeted:
         labels = None if y_true is None else check_labels(y_true, x.shape[0], "y_true", device=x.device)
 
     x_adv = run(source_model, x, y, targeted=targeted, **kw)
-    src_clean, src_adv = predict(source_model, x), predict(source_model, x_adv)
-    tgt_clean, tgt_adv = predict(target_model, x), predict(target_model, x_adv)
+    src_clean, src_adv = predict_labels(source_model, x), predict_labels(source_model, x_adv)
+    tgt_clean, tgt_adv = predict_labels(target_model, x), predict_labels(target_model, x_adv)
 
     def hit(pred):
         return pred == y if targeted else pred != y
 
     def acc(pred):
-        return None if labels is None else (pred == labels).double().mean().item()
+        return None if labels is None else _rate(pred == labels).item()
 
     eligible = (tgt_clean == labels) if labels is not None else (tgt_clean != y)
     transfer_mask = hit(tgt_adv)
@@ -219,8 +222,8 @@ def transfer(source_model: nn.Module, target_model: nn.Module, x: torch.Tensor, 
         "x_adv": x_adv,
         "source_clean_accuracy": acc(src_clean), "source_adv_accuracy": acc(src_adv),
         "target_clean_accuracy": acc(tgt_clean), "target_adv_accuracy": acc(tgt_adv),
-        "source_success_rate": hit(src_adv).double().mean().item(),
+        "source_success_rate": _rate(hit(src_adv)).item(),
         "transfer_mask": transfer_mask,
-        "transfer_rate": transfer_mask[eligible].double().mean().item() if n else math.nan,
+        "transfer_rate": _rate(transfer_mask[eligible]).item() if n else math.nan,
         "n_eligible": n,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import check_eps, check_loss, input_gradient, prepare
+from ._common import check_eps, check_inputs, check_loss, loss_gradient
 
 __all__ = ["fgsm"]
 
@@ -34,9 +34,9 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, targete
         ``x'`` ``(B, C, H, W)``, detached, on ``x``'s device, with ``||x' - x||_inf <= eps`` and values in ``[0, 1]``.
         Where the gradient is exactly zero a pixel does not move (``sign(0) = 0``).
     """
-    prepare(model, x, y, probe=False)  # the labels are checked against the logits of the one forward pass
+    check_inputs(model, x, y, probe=False)  # the labels are checked against the logits of the one forward pass
     eps = check_eps(eps)
     check_loss(loss)
-    # input_gradient climbs J = L(f(x), y), or J = -L(f(x), t) when targeted: so the step is always "+"
-    grad, _ = input_gradient(model, x, y, targeted, loss, check=True)
+    # loss_gradient climbs J = L(f(x), y), or J = -L(f(x), t) when targeted: so the step is always "+"
+    grad, _ = loss_gradient(model, x, y, targeted, loss, check=True)
     return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()

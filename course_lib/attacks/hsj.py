@@ -9,8 +9,10 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_images, check_in, check_labels
-from ._common import check_count, check_positive, expand, generator
+from .._rng import generator, normal, uniform
+from .._validate import check_count, check_images, check_in, check_labels
+from ._common import check_positive, expand
+from ._search import keep_closest
 from .boundary import _draw_starts
 from .oracle import Oracle, begin_attack
 
@@ -67,8 +69,8 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
         max_queries: queries per image, the first look at ``x`` and the start included (default 5,000); never
             more than the oracle has left.
         norm: ``"l2"`` (default) or ``"linf"``: the distance minimised (and recorded in the oracle's trace).
-        seed: int, ``torch.Generator`` on ``x``'s device, or ``None``: starting noise and probes (global RNG
-            untouched).
+        seed: the randomness of the starting noise and the probes: ``None`` (fresh, from torch's global RNG), an
+            int or a ``torch.Generator`` (see :mod:`course_lib._rng`).
         init: ``None`` (default) or images ``(B, C, H, W)`` the oracle already classifies adversarially (e.g.
             images of the target classes), to start from; required for ``targeted=True``. Without it (untargeted),
             random noise is drawn up to ``init_trials`` (default 50) times until adversarial, in turn uniform noise,
@@ -103,7 +105,7 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
         init = init.detach().to(device=device, dtype=x.dtype)
     limit = begin_attack(oracle, x, y, targeted, norm, max_queries, "hop_skip_jump")
     x = x.detach()
-    gen = generator(device, seed)
+    gen = generator(seed)
     d = x[0].numel()
     theta = gamma / (d ** 1.5 if norm == "l2" else d ** 2)
     # binary search: the bracket [lo, hi] (blend factor in [0, 1], or Linf radius in [0, dist], dist <= 1) halves
@@ -115,7 +117,7 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
         return diff.norm(dim=1) if norm == "l2" else diff.abs().amax(1)
 
     best = x.clone()
-    best_d = torch.full((b,), math.inf, dtype=torch.float64, device=device)
+    best_d = torch.full((b,), math.inf, dtype=x.dtype, device=device)
 
     def ask(rows, idx):
         """Adversarial or not, for ``rows`` queried on behalf of the originals ``idx`` (device tensors); keeps the
@@ -126,15 +128,7 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
         labels = out if out.dim() == 1 else out.argmax(1)
         hit = labels == y[idx] if targeted else labels != y[idx]
         if bool(hit.any()):
-            dist = torch.where(hit, distance(rows, idx).double(), math.inf)
-            low = torch.full_like(best_d, math.inf).scatter_reduce(0, idx, dist, "amin")
-            better = (low < best_d).nonzero().flatten()
-            if better.numel():
-                # one row reaching each improved image's minimum: the first such row
-                first = torch.full((b,), rows.shape[0], dtype=torch.long, device=device)
-                at_min = (hit & (dist == low[idx])).nonzero().flatten()
-                first.scatter_reduce_(0, idx[at_min], at_min, "amin")
-                best[better], best_d[better] = rows[first[better]], low[better]
+            keep_closest(best, best_d, rows, distance(rows, idx), idx, hit)
         return hit
 
     def left():
@@ -199,7 +193,8 @@ def hop_skip_jump(oracle: Oracle, x: torch.Tensor, y: torch.Tensor, targeted: bo
     scale = math.sqrt(d) if norm == "l2" else d
     while True:
         t_next = t + 1
-        want = (init_evals * t_next.double().sqrt()).long().clamp(max=max_evals)
+        # in float64 on the CPU (some devices have no float64): B_t is the same number everywhere
+        want = (init_evals * t_next.cpu().double().sqrt()).long().clamp(max=max_evals).to(device)
         # the iteration must fit: its samples, one step query and the binary search (fewer samples if short)
         n = torch.minimum(want, left() - 1 - search_steps)
         running &= n >= 1
@@ -249,9 +244,9 @@ def _estimate(ask, cur, idx, n, delta, norm, gen) -> torch.Tensor:
         own = owner[k:k + step]
         base = cur[idx[own]]
         if norm == "l2":
-            u = torch.randn(base.shape, generator=gen, device=device, dtype=dtype)
+            u = normal(base.shape, gen, device, dtype)
         else:
-            u = torch.rand(base.shape, generator=gen, device=device, dtype=dtype) * 2 - 1
+            u = uniform(base.shape, gen, device, dtype) * 2 - 1
         u = u / expand(u.flatten(1).norm(dim=1).clamp_min(1e-30), u)
         r = expand(delta[own], u)
         probes = (base + r * u).clamp(0.0, 1.0)

@@ -152,7 +152,7 @@ class Oracle:
         if not bool(hit.any()):
             return
         diff = (rows[hit] - x0[dev_owner[hit]]).flatten(1)
-        dist = (diff.norm(dim=1) if norm == "l2" else diff.abs().amax(1)).double().cpu()
+        dist = (diff.norm(dim=1) if norm == "l2" else diff.abs().amax(1)).cpu().double()  # MPS has no float64
         hit_cpu = hit.cpu()
         own = owner[hit_cpu]
         if owner.numel() == 1 or int(torch.bincount(owner).max()) == 1:

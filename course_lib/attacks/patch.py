@@ -24,8 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._batches import check_batch_size, logits_in_batches
-from .._validate import check_images, check_model
-from ._common import check_count, check_positive, generator, prepare
+from .._rng import generator, integers, uniform
+from .._validate import check_count, check_images, check_model
+from ._common import check_inputs, check_positive
 
 __all__ = ["train_patch", "apply_patch", "place_patch", "patch_success"]
 
@@ -54,7 +55,8 @@ def apply_patch(x: torch.Tensor, patch: torch.Tensor, location=None, seed=None, 
         location: where the patch's top-left pixel goes: ``None`` (default) = the centre of the image,
             ``"random"`` = uniformly random per image with the patch entirely inside, ``(row, col)`` = the
             same place in every image, or a LongTensor ``(B, 2)`` of ``(row, col)`` per image.
-        seed: int, ``torch.Generator`` or ``None``: the generator of ``"random"`` locations.
+        seed: the ``"random"`` locations' randomness: ``None`` (fresh, from torch's global RNG), an int or a
+            ``torch.Generator`` (see :mod:`course_lib._rng`).
         scale: resize the patch to ``round(s * scale)`` pixels (bilinear, antialiased) before pasting
             (default 1: the patch as it is): "success rate vs patch size" without retraining.
 
@@ -76,9 +78,9 @@ def apply_patch(x: torch.Tensor, patch: torch.Tensor, location=None, seed=None, 
     elif isinstance(location, str):
         if location != "random":
             raise ValueError(f"location must be None, 'random', (row, col) or a (B, 2) tensor, got {location!r}")
-        g = generator(torch.device("cpu"), seed)  # a CPU generator: the same seed, the same places on any device
-        rows = torch.randint(0, h - s + 1, (b,), generator=g)
-        cols = torch.randint(0, w - s + 1, (b,), generator=g)
+        g = generator(seed)
+        rows = integers(0, h - s + 1, (b,), g, "cpu")
+        cols = integers(0, w - s + 1, (b,), g, "cpu")
     else:
         loc = torch.as_tensor(location).long().cpu()
         if loc.shape == (2,):
@@ -124,7 +126,7 @@ def _random_transforms(b: int, h: int, w: int, s: int, scale_range, max_angle: f
                        device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: a scale ~ U(scale_range), an angle ~ U(-max_angle, max_angle) and a centre such that the
     rotated, scaled patch lies inside the image (uniform over those centres)."""
-    u = torch.rand(b, 4, generator=g, device=g.device).to(device)
+    u = uniform((b, 4), g, device)
     scale = scale_range[0] + (scale_range[1] - scale_range[0]) * u[:, 0]
     angle = (2 * u[:, 1] - 1) * max_angle
     half = scale * s / 2 * (angle.cos().abs() + angle.sin().abs())  # half-width of the rotated square's box
@@ -154,7 +156,8 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
         target: the class the patch should make the model predict.
         size: side ``s`` of the square patch in pixels (before the random scaling).
         steps: number of Adam steps (each: one forward and one backward pass on ``batch_size`` images).
-        seed: int, ``torch.Generator`` or ``None``: the initial patch, the images and the transformations drawn.
+        seed: the initial patch, the images and the transformations drawn: ``None`` (fresh, from torch's global
+            RNG), an int or a ``torch.Generator`` (see :mod:`course_lib._rng`).
         batch_size: images (each with its own transformation) per step (default 16).
         lr: Adam's learning rate in pixel units (default 0.02).
         scale_range: ``(low, high)`` factors applied to ``size`` (default ``(0.8, 1.2)``).
@@ -169,7 +172,7 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
     """
     check_images(x)
     check_model(model, x)
-    k = prepare(model, x[:1], torch.zeros(1, dtype=torch.long, device=x.device))
+    k = check_inputs(model, x[:1], torch.zeros(1, dtype=torch.long, device=x.device))
     if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < k:
         raise ValueError(f"target must be a class index in [0, {k}), got {target!r}")
     size = check_count(size, "size", minimum=1)
@@ -184,9 +187,9 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
     if not math.isfinite(max_angle) or max_angle < 0:
         raise ValueError(f"max_angle must be a finite number of degrees >= 0, got {max_angle!r}")
     n, c, h, w = x.shape
-    g = generator(torch.device("cpu"), seed)  # on the CPU: the same seed gives the same patch on any device
+    g = generator(seed)
     if init is None:
-        patch = torch.rand(c, size, size, generator=g).to(x)
+        patch = uniform((c, size, size), g).to(x)
     else:
         _check_patch(init, x)
         if init.shape[-1] != size:
@@ -197,7 +200,7 @@ def train_patch(model: nn.Module, x: torch.Tensor, target: int, size: int, steps
     labels = torch.full((batch_size,), target, dtype=torch.long, device=x.device)
     bar = tqdm(range(steps), desc=f"patch -> class {target}", disable=not progress, leave=False)
     for _ in bar:
-        idx = torch.randint(0, n, (batch_size,), generator=g).to(x.device)
+        idx = integers(0, n, (batch_size,), g, x.device)
         centre, scale, angle = _random_transforms(batch_size, h, w, size, (lo, hi), math.radians(max_angle), g,
                                                   x.device)
         with torch.enable_grad():

@@ -1,26 +1,80 @@
 """Projected Gradient Descent (Madry et al., ICLR 2018): many small FGSM-like steps, each followed by a
-projection back onto the eps-ball around x and onto the valid pixel range [0, 1]."""
+projection back onto the eps-ball around x and onto the valid pixel range [0, 1].
+
+The algorithm is three short functions, the formula beside each: :func:`project_linf` and :func:`project_l2`
+(the projections), :func:`pgd_step` (one step). :func:`pgd` adds the bookkeeping: the random start, keeping the
+iterates that already fool the model, and restarts.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .._validate import check_in
+from .._rng import generator, normal, uniform
+from .._validate import check_count, check_in
 from ._common import (
-    check_count,
     check_eps,
+    check_inputs,
     check_loss,
     check_positive,
     expand,
-    generator,
-    input_gradient,
     is_success,
+    loss_gradient,
     objective,
     per_image_norm,
-    prepare,
 )
 
-__all__ = ["pgd"]
+__all__ = ["pgd", "pgd_step", "project_linf", "project_l2", "random_start_point"]
+
+
+def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The projection onto ``B_inf(x, eps) ∩ [0, 1]``, per pixel::
+
+        Proj(x') = clip(x', max(x - eps, 0), min(x + eps, 1))
+
+    Both sets are boxes, so their intersection is a box and the projection one exact clamp.
+    """
+    return torch.clamp(x_adv, (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0))
+
+
+def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The projection onto ``B_2(x, eps)``, per image, followed by the clip to ``[0, 1]``::
+
+        Proj(x') = clip_[0,1]( x + delta * min(1, eps / ||delta||_2) ),    delta = x' - x
+
+    The clip after the ball only moves pixels towards ``x``, so the result stays in the ball. (It is not the exact
+    projection onto ``B_2 ∩ [0, 1]``, which has no closed form; Madry et al.'s code does the same.)
+    """
+    delta = x_adv - x
+    shrink = (eps / per_image_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    return (x + delta * expand(shrink, x)).clamp(0.0, 1.0)
+
+
+def pgd_step(x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, eps: float, alpha: float,
+             norm: str = "linf") -> torch.Tensor:
+    """One step of PGD from ``x_adv`` = ``x^t``, with ``grad`` = ``grad_x J(x^t)``, the gradient of the loss to climb::
+
+        linf:  x^{t+1} = Proj_{B_inf(x, eps) ∩ [0,1]}( x^t + alpha * sign(grad) )            (project_linf)
+        l2:    x^{t+1} = Proj_{B_2(x, eps)}( x^t + alpha * grad / ||grad||_2 ), clipped      (project_l2)
+
+    ``sign`` is the steepest ascent direction in L-infinity, ``grad / ||grad||`` in L2 (per image).
+    """
+    if norm == "linf":
+        return project_linf(x_adv + alpha * grad.sign(), x, eps)
+    return project_l2(x_adv + alpha * grad / expand(per_image_norm(grad).clamp_min(1e-12), x), x, eps)
+
+
+def random_start_point(x: torch.Tensor, eps: float, norm: str, gen: torch.Generator) -> torch.Tensor:
+    """A point drawn uniformly from the ball around ``x`` (then in ``[0, 1]``): in L-infinity each pixel uniform in
+    ``[x - eps, x + eps]``; in L2 a Gaussian direction scaled to ``eps * u^(1/d)``, ``u ~ U(0, 1)``, ``d = C*H*W``
+    (uniform in volume: most of the ball lies near its surface)."""
+    if norm == "linf":
+        noise = uniform(x.shape, gen, x.device, x.dtype)
+        return project_linf(x + eps * (2 * noise - 1), x, eps)
+    direction = normal(x.shape, gen, x.device, x.dtype)
+    direction = direction / expand(per_image_norm(direction).clamp_min(1e-12), x)
+    radius = eps * uniform(x.shape[0], gen, x.device, x.dtype) ** (1.0 / x[0].numel())
+    return (x + direction * expand(radius, x)).clamp(0.0, 1.0)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
@@ -28,16 +82,13 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
         restarts: int = 1, keep_best: bool = True, loss: str = "ce") -> torch.Tensor:
     """Projected Gradient Descent (Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep Learning Models
     Resistant to Adversarial Attacks", ICLR 2018). ``J`` is the loss to climb: ``L(f(x), y)`` untargeted,
-    ``-L(f(x), t)`` targeted::
+    ``-L(f(x), t)`` targeted; ``steps`` times, :func:`pgd_step`::
 
-        linf:  x^{k+1} = Proj_{B_inf(x, eps) ∩ [0,1]} ( x^k + alpha * sign(grad J(x^k)) )
-        l2:    x^{k+1} = clip_[0,1]( x + delta * min(1, eps / ||delta||_2) ),
-               delta   = x^k + alpha * grad J / ||grad J||_2 - x
+        linf:  x^{t+1} = Proj_{B_inf(x, eps) ∩ [0,1]}( x^t + alpha * sign(grad J(x^t)) )
+        l2:    x^{t+1} = clip_[0,1]( x + delta * min(1, eps / ||delta||_2) ),
+               delta   = x^t + alpha * grad J / ||grad J||_2 - x
 
-    Both balls are boxes in L-infinity, so the projection is one exact clamp to ``[max(x-eps, 0), min(x+eps, 1)]``.
-    In L2 the clip to ``[0, 1]`` after the ball projection only moves pixels towards ``x``, so ``x^k`` stays
-    in the ball. The random start is uniform in the ball: in L-infinity each pixel uniform in ``[-eps, eps]``;
-    in L2 a Gaussian direction normalised to length ``eps * u^(1/d)``, ``u ~ U(0, 1)``, ``d = C*H*W``.
+    from ``x^0`` = ``x``, or a point drawn uniformly from the ball (:func:`random_start_point`).
 
     Which iterate is returned: Madry et al. return the last one, ``x^steps``. With ``keep_best=True`` (default)
     an image that was fooled at some step stays fooled: per image, the last adversarial iterate among
@@ -56,8 +107,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
         norm: ``"linf"`` (default) or ``"l2"``.
         random_start: start at a uniformly random point of the ball (default ``True``) or at ``x``.
         targeted: ``False`` (default) pushes away from ``y``; ``True`` pulls towards ``y``.
-        seed: int, ``torch.Generator`` or ``None``: the random start's private generator on ``x``'s device
-            (same seed, same result; the global RNG is not touched).
+        seed: the random start's randomness: ``None`` (fresh, from torch's global RNG), an int or a
+            ``torch.Generator`` (see :mod:`course_lib._rng`; the same seed gives the same start on every device).
         restarts: independent random starts (default 1). Later restarts only run on images not fooled yet;
             per image the result is the first successful restart, else the one with the highest loss ``J``.
         keep_best: keep an image's last adversarial iterate (default ``True``, see above).
@@ -66,69 +117,49 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     Returns:
         ``x'`` ``(B, C, H, W)``, detached, on ``x``'s device, inside the ``eps``-ball and ``[0, 1]``.
     """
-    prepare(model, x, y, probe=steps == 0)  # with steps, the first step's forward pass checks the labels
+    check_inputs(model, x, y, probe=steps == 0)  # with steps, the first step's forward pass checks the labels
     eps, alpha = check_eps(eps), check_positive(alpha, "alpha")
     check_count(steps, "steps")
     check_in(norm, {"linf", "l2"}, "norm")
     check_count(restarts, "restarts", minimum=1)
     check_loss(loss)
     x = x.detach()
-    gen = generator(x.device, seed) if random_start else None
-    run = dict(eps=eps, alpha=alpha, steps=steps, norm=norm, gen=gen, targeted=targeted, keep_best=keep_best,
-               loss=loss, score=restarts > 1)
+    gen = generator(seed) if random_start else None
 
-    result, success, score = _pgd_run(model, x, y, **run)
+    def run(x, y):
+        """One PGD run over the batch ``(x, y)``: the steps from the start, keeping fooled iterates."""
+        x_adv = random_start_point(x, eps, norm, gen) if random_start else x
+        kept, ever = x_adv, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for t in range(steps):
+            grad, logits = loss_gradient(model, x_adv, y, targeted, loss, check=t == 0)
+            if keep_best:  # the logits of this step's forward pass say whether x_adv (before the step) fools
+                fooled = is_success(logits, y, targeted)
+                kept, ever = torch.where(expand(fooled, x), x_adv, kept), ever | fooled
+            x_adv = pgd_step(x_adv, grad, x, eps, alpha, norm)
+        if keep_best:  # an image fooled on the way returns its last fooled iterate, the others x^steps
+            x_adv = torch.where(expand(ever, x), kept, x_adv)
+        return x_adv.detach().clone()
+
+    result = run(x, y)
+    if restarts == 1:
+        return result
+    # restarts: score each run's result (one forward pass), rerun the images not fooled yet, keep per image the
+    # first success, else the highest J
+    success, score = _score(model, result, y, targeted, loss)
     for _ in range(restarts - 1):
         todo = (~success).nonzero().squeeze(1)
         if todo.numel() == 0:
             break
-        adv, ok, s = _pgd_run(model, x[todo], y[todo], **run)
+        adv = run(x[todo], y[todo])
+        ok, s = _score(model, adv, y[todo], targeted, loss)
         better = ok | (s > score[todo])
         pick = todo[better]
         result[pick], success[pick], score[pick] = adv[better], ok[better], s[better]
     return result
 
 
-def _pgd_run(model, x, y, eps, alpha, steps, norm, gen, targeted, keep_best, loss, score):
-    """One PGD run over the batch: ``(x_adv, success (B,), J(x_adv) (B,))``.
-
-    Success and ``J`` cost one extra forward pass (on ``x^steps``) and are computed only for restarts
-    (``score=True``); otherwise they are ``None``.
-    """
-    if norm == "linf":
-        lo, hi = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)  # the ball ∩ [0, 1], a box
-
-    x_adv = x
-    if gen is not None:
-        if norm == "linf":
-            noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            x_adv = torch.clamp(x + eps * (2 * noise - 1), lo, hi)
-        else:
-            direction = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            direction = direction / expand(per_image_norm(direction).clamp_min(1e-12), x)
-            u = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=x.dtype)
-            radius = eps * u ** (1.0 / x[0].numel())  # uniform in volume: most of it is near the surface
-            x_adv = (x + direction * expand(radius, x)).clamp(0.0, 1.0)
-
-    kept, ever = x_adv, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for i in range(steps):
-        grad, logits = input_gradient(model, x_adv, y, targeted, loss, check=i == 0)
-        if keep_best:  # the logits of this step's forward pass say whether x_adv (before the step) fools
-            fooled = is_success(logits, y, targeted)
-            kept = torch.where(expand(fooled, x), x_adv, kept)
-            ever |= fooled
-        if norm == "linf":
-            x_adv = torch.clamp(x_adv + alpha * grad.sign(), lo, hi)
-        else:
-            x_adv = x_adv + alpha * grad / expand(per_image_norm(grad).clamp_min(1e-12), x)
-            delta = x_adv - x
-            shrink = (eps / per_image_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
-            x_adv = (x + delta * expand(shrink, x)).clamp(0.0, 1.0)
-
-    if keep_best:  # an image fooled on the way returns its last fooled iterate, the others x^steps
-        x_adv = torch.where(expand(ever, x), kept, x_adv)
-    if not score:
-        return x_adv.detach().clone(), None, None
+def _score(model, x_adv, y, targeted, loss):
+    """``(success (B,), J (B,))`` of a run's result: one forward pass."""
     with torch.no_grad():
         logits = model(x_adv)
-    return x_adv.detach().clone(), is_success(logits, y, targeted), objective(logits, y, targeted, loss)
+    return is_success(logits, y, targeted), objective(logits, y, targeted, loss)

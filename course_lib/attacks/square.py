@@ -10,8 +10,9 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_images, check_in, check_labels
-from ._common import LOSSES, check_count, check_eps, check_positive, generator
+from .._rng import generator, integers, uniform
+from .._validate import check_count, check_images, check_in, check_labels
+from ._common import LOSSES, check_eps, check_positive
 from .oracle import begin_attack
 
 __all__ = ["square_attack", "p_schedule"]
@@ -74,7 +75,8 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
         max_queries: queries per image, the start included (default 5,000); the attack spends at most this and
             what the oracle has left, and returns its best so far. The ``p`` schedule is rescaled to it.
         norm: ``"linf"`` (default). ``"l2"`` (the paper's Algorithm 3) is not implemented here.
-        seed: int, ``torch.Generator`` on ``x``'s device, or ``None``: stripes, windows and signs.
+        seed: the randomness of the stripes, windows and signs: ``None`` (fresh, from torch's global RNG), an int
+            or a ``torch.Generator`` (see :mod:`course_lib._rng`).
         p_init: the initial fraction of pixels a window covers, in ``(0, 1]`` (default 0.8, the paper's choice for
             MNIST and the default of the reference implementations).
         loss: ``"margin"`` (default) or ``"ce"`` (cross-entropy), as above.
@@ -99,7 +101,7 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
     check_in(loss, set(LOSSES), "loss")
     if not isinstance(targeted, bool):
         raise TypeError(f"targeted must be True or False, got {targeted!r}")
-    gen = generator(x.device, seed)
+    gen = generator(seed)
     limit = begin_attack(oracle, x, y, targeted, norm, max_queries, "square_attack", scores=True)
 
     x = x.detach()
@@ -108,7 +110,7 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
     rows_, cols = torch.arange(h, device=device), torch.arange(w, device=device)
     budget = limit - oracle.queries  # per image, the start included: the p schedule is rescaled to it
     best = x.clone()
-    best_loss = torch.full((b,), math.inf, dtype=torch.float64, device=device)
+    best_loss = torch.full((b,), math.inf, dtype=torch.float64)  # CPU, like the counts (MPS has no float64)
     done = torch.zeros(b, dtype=torch.bool)      # fooled: stop (CPU, like the counts)
     started = torch.zeros(b, dtype=torch.bool)   # the start was queried
 
@@ -120,11 +122,12 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
                              f"{logp.shape[1]} classes), got {int(y.max())}")
         dev_idx = idx.to(device)
         value, fooled = _loss(logp, y[dev_idx], targeted, loss)
+        value, fooled = value.cpu().double(), fooled.cpu()
         # the first adversarial query is kept whatever its loss (the cross-entropy need not be lower there)
-        better = (value < best_loss[dev_idx]) | fooled
-        best[dev_idx[better]] = rows[better]
-        best_loss[dev_idx] = torch.where(better, value.double(), best_loss[dev_idx])
-        done[idx] |= fooled.cpu()
+        better = (value < best_loss[idx]) | fooled
+        best[dev_idx[better.to(device)]] = rows[better.to(device)]
+        best_loss[idx] = torch.where(better, value, best_loss[idx])
+        done[idx] |= fooled
 
     # the start: vertical stripes of +-eps, one sign per channel and column
     idx = (oracle.queries < limit).nonzero().flatten()
@@ -144,9 +147,11 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
         if idx.numel() == 0:
             break
         n, dev_idx = idx.numel(), idx.to(device)
-        side = p_schedule(p_init, i, budget[idx]).mul(h * w).sqrt().round().long().clamp(1, min(h, w)).to(device)
-        top = (torch.rand(n, generator=gen, device=device, dtype=torch.float64) * (h - side + 1)).long()
-        left = (torch.rand(n, generator=gen, device=device, dtype=torch.float64) * (w - side + 1)).long()
+        # the window's side and corner on the CPU in float64 (the same numbers on every device), then moved
+        side = p_schedule(p_init, i, budget[idx]).mul(h * w).sqrt().round().long().clamp(1, min(h, w))
+        top = (uniform(n, gen, dtype=torch.float64) * (h - side + 1)).long().to(device)
+        left = (uniform(n, gen, dtype=torch.float64) * (w - side + 1)).long().to(device)
+        side = side.to(device)
         window = (((rows_ >= top[:, None]) & (rows_ < (top + side)[:, None]))[:, :, None]
                   & ((cols >= left[:, None]) & (cols < (left + side)[:, None]))[:, None, :])[:, None]  # (n,1,H,W)
         ups, downs, cur = up[dev_idx], down[dev_idx], best[dev_idx]
@@ -166,7 +171,7 @@ def square_attack(oracle, x: torch.Tensor, y: torch.Tensor, eps: float, targeted
 
 def _sign(shape, gen: torch.Generator, device) -> torch.Tensor:
     """Uniform random signs, as booleans (``True``: +eps)."""
-    return torch.randint(0, 2, shape, generator=gen, device=device).bool()
+    return integers(0, 2, shape, gen, device).bool()
 
 
 def _vertex(x: torch.Tensor, sign: float, eps: float) -> torch.Tensor:
@@ -174,6 +179,7 @@ def _vertex(x: torch.Tensor, sign: float, eps: float) -> torch.Tensor:
     computes ``x' - x`` (compared with ``eps`` there and in float64) and for the exact difference: with ``e`` the
     largest number of ``x``'s dtype that is ``<= eps``, ``clip(x + sign * e)`` is computed in float64 and rounded
     towards ``x``. Computed once per attack."""
+    device, x = x.device, x.cpu()  # float64 arithmetic on the CPU: some devices (MPS) have no float64
     e = torch.tensor(eps, dtype=x.dtype)
     if e.double() > eps:
         e = torch.nextafter(e, torch.zeros_like(e))
@@ -184,7 +190,7 @@ def _vertex(x: torch.Tensor, sign: float, eps: float) -> torch.Tensor:
     for _ in range(64):  # float64 inputs: x + e itself may have rounded outwards by an ulp
         out = ((z - x).abs().double() > eps) | ((z.double() - x64).abs() > eps)
         if not bool(out.any()):
-            return z
+            return z.to(device)
         z = torch.where(out, torch.nextafter(z, x), z)
     raise RuntimeError("could not round the vertex of the eps-ball inside it")  # never seen
 

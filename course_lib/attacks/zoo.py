@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .._validate import check_images, check_labels
-from ._common import check_count, check_positive, generator
+from .._rng import generator, multinomial, uniform
+from .._validate import check_count, check_images, check_labels
+from ._common import check_positive
+from ._search import ConstantSearch, keep_closest
 from .oracle import begin_attack
 
 __all__ = ["zoo"]
@@ -82,7 +84,8 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
         max_queries: queries per image (default 20,000); the attack spends at most this and what the oracle has
             left (its count continues), and returns its best so far when the budget runs out. The last iteration
             of a binary-search step draws fewer coordinates if fewer queries are left; at most 2 stay unspent.
-        seed: int, ``torch.Generator`` on ``x``'s device, or ``None``: which coordinates are drawn.
+        seed: which coordinates are drawn: ``None`` (fresh, from torch's global RNG), an int or a
+            ``torch.Generator`` (see :mod:`course_lib._rng`).
         kappa: the confidence margin (default 0); c: the initial constant (default 1);
         binary_search_steps: steps of the search on ``c`` (default 3);
         coords: coordinates per iteration and image (default 128, the paper's batch);
@@ -111,7 +114,7 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
         raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
     size = _check_resize(resize, hh, ww)
     mix = _check_importance(importance)
-    gen = generator(x.device, seed)
+    gen = generator(seed)
     limit = begin_attack(oracle, x, y, targeted, "l2", max_queries, "zoo", scores=True)
 
     device, dtype = x.device, x.dtype
@@ -130,9 +133,7 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
     rows_per_call = max(_MIN_ROWS_PER_CALL, _VALUES_PER_CALL // d)
     best = flat_x.clone()
     best_l2 = torch.full((b,), float("inf"), device=device, dtype=dtype)
-    const = torch.full((b,), float(c), device=device, dtype=torch.float64)
-    lo = torch.zeros(b, device=device, dtype=torch.float64)
-    hi = torch.full((b,), float("inf"), device=device, dtype=torch.float64)
+    search = ConstantSearch(c, b, dtype=torch.float64)  # on the CPU: some devices (MPS) have no float64
     start = oracle.queries.clone()
     share = (limit - start).clamp_min(0) // binary_search_steps
     seen_k = [False]  # the number of classes is checked against y at the first answer
@@ -167,16 +168,8 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
                 continue
             hit = fooled.nonzero().flatten()
             who = who[hit]
-            l2 = (rows[hit] - flat_x[who]).norm(dim=1)
             ok_step[who] = True
-            call_best = torch.full_like(best_l2, float("inf")).scatter_reduce(0, who, l2, "amin")
-            better = (call_best < best_l2).nonzero().flatten()
-            if better.numel():
-                is_min = l2 == call_best[who]
-                first = torch.full((b,), hit.numel(), device=device, dtype=torch.long).scatter_reduce(
-                    0, who[is_min], torch.arange(hit.numel(), device=device)[is_min], "amin")
-                best[better] = rows[hit[first[better]]]
-                best_l2[better] = call_best[better]
+            keep_closest(best, best_l2, rows[hit], (rows[hit] - flat_x[who]).norm(dim=1), who)
         return torch.cat(gaps)
 
     per_iter = 2 * k + 1
@@ -220,7 +213,8 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
                 step_len = torch.full_like(fp, 2 * h)
                 inside = ((raw > 0) & (raw < 1)).to(dtype)
                 g_dist = 2 * _up_t(((base - xa) * inside).view(-1, ch, hh, ww), space).flatten(1).gather(1, col)
-            g = g_dist + const[act, None].to(dtype) * ((fp - fm) / step_len).to(dtype)
+            c_act = search.c[act_cpu].to(dtype).to(device)[:, None]
+            g = g_dist + c_act * ((fp - fm) / step_len).to(dtype)
             # Adam on the drawn coordinates (only the valid ones: a short last iteration draws fewer)
             fi = (act[:, None] * p + col)[valid]
             g = g[valid]
@@ -233,9 +227,7 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
             w.view(-1)[fi] = new.clamp(0.0, 1.0) if space is None else new
             bar.update(1)
         # binary search on c (Carlini & Wagner): bisect after a success, else x10 until the first
-        hi = torch.where(ok_step, torch.minimum(hi, const), hi)
-        lo = torch.where(ok_step, lo, torch.maximum(lo, const))
-        const = torch.where(torch.isfinite(hi), (lo + hi) / 2, const * 10)
+        search.update(ok_step.cpu())
     bar.close()
     found = torch.isfinite(best_l2)
     last = image(w, flat_x).clamp(0.0, 1.0)
@@ -312,9 +304,9 @@ def _draw(wa, xa, space, shape, k: int, mix: float, gen) -> torch.Tensor:
     n, p = wa.shape[0], wa.shape[1]
     if mix > 0:
         pert = (wa - xa if space is None else wa).view(n, *shape)
-        return torch.multinomial(_coordinate_probs(pert, mix), k, replacement=False, generator=gen)
+        return multinomial(_coordinate_probs(pert, mix), k, gen)
     # k distinct coordinates uniformly: the k largest of P uniform numbers (a random k-subset)
-    return torch.rand(n, p, generator=gen, device=wa.device).topk(k, 1, sorted=False).indices
+    return uniform((n, p), gen, wa.device).topk(k, 1, sorted=False).indices
 
 
 def _check_resize(resize, hh: int, ww: int):

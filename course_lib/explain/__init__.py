@@ -9,7 +9,10 @@ One module per family, each with the formula and the paper in its docstring:
 * :mod:`.shapley`    Shapley values: exact, permutation sampling, KernelSHAP
 * :mod:`.lime`       LIME (Ribeiro et al.)
 * :mod:`.featurevis` feature maps and activation maximisation
-* :mod:`.metrics`    how good is an explanation: deletion/insertion, stability, sanity checks, consistency
+* :mod:`.fidelity`   how good is an explanation (1): deletion/insertion (Petsiuk et al.), selectivity
+* :mod:`.stability`  (2): max-sensitivity (Yeh et al.), rank correlation (consistency)
+* :mod:`.sanity`     (3): the model-randomisation check (Adebayo et al.) and its edge-detector reference
+* :mod:`.metrics`    all of them in one place, and the cost (time per image)
 * :mod:`.contrast`   "why a and not b?": a model whose one output is f_a - f_b, explained by any method
 
 Every function leaves the model's mode, its parameters' ``requires_grad`` and its inputs untouched, removes
@@ -18,21 +21,15 @@ its hooks (also on error) and returns detached tensors on the input's device.
 from .cam import cam, grad_cam
 from .contrast import LogitDifference, contrastive
 from .featurevis import activation_maximization, feature_maps
+from .fidelity import deletion_auc, insertion_auc, selectivity
 from .games import as_game, image_game, patch_segments, superpixel_segments
 from .lime import lime
-from .metrics import (
-    deletion_auc,
-    edge_map,
-    insertion_auc,
-    max_sensitivity,
-    randomization_check,
-    rank_correlation,
-    selectivity,
-    time_per_image,
-)
+from .metrics import time_per_image
 from .occlusion import occlusion
 from .saliency import integrated_gradients, saliency, smoothgrad
+from .sanity import edge_map, randomization_check
 from .shapley import kernel_shap, shapley_exact, shapley_permutation
+from .stability import max_sensitivity, rank_correlation
 
 __all__ = [
     "saliency", "smoothgrad", "integrated_gradients", "cam", "grad_cam", "occlusion",

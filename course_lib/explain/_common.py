@@ -1,18 +1,18 @@
-"""Plumbing shared by the explanation methods: targets, layers by name, hooks that are always removed."""
+"""Plumbing shared by the explanation methods: targets, the target logit's gradient, layers by name, hooks that
+are always removed."""
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._batches import check_batch_size  # noqa: F401 (the explain modules import it from here)
-from .._validate import check_images, check_model
+from .._grad import input_gradient
+from .._validate import check_images, check_logits, check_model
 
 
-def prepare(model: nn.Module, x: torch.Tensor, target=None, **image_checks):
+def prepare_target(model: nn.Module, x: torch.Tensor, target=None, **image_checks) -> torch.Tensor:
     """Validate ``model`` and ``x`` and return ``target`` as a LongTensor ``(B,)`` on ``x``'s device.
 
     ``target=None`` means the class the model predicts for each image; an int means that class for every
@@ -53,15 +53,14 @@ def get_layer(model: nn.Module, layer) -> nn.Module:
 
 
 @contextlib.contextmanager
-def capture(module: nn.Module, keep_grad: bool = False):
-    """Record ``module``'s output in ``store["out"]`` during the block; the hook is removed on exit, also on
-    error. With ``keep_grad`` the output's gradient is kept too (``store["grad"]`` after backward)."""
+def capture(module: nn.Module):
+    """Record a copy of ``module``'s output in ``store["out"]`` during the block; the hook is removed on exit, also
+    on error. A copy, because a later in-place op (``ReLU(inplace=True)``, a residual ``out += identity``) would
+    change the output itself; the copy keeps the autograd graph (``clone`` is differentiable)."""
     store: dict = {}
 
     def hook(_mod, _inp, out):
-        store["out"] = out
-        if keep_grad and out.requires_grad:
-            out.register_hook(lambda g: store.__setitem__("grad", g))
+        store["out"] = out.clone() if isinstance(out, torch.Tensor) else out
 
     handle = module.register_forward_hook(hook)
     try:
@@ -70,37 +69,21 @@ def capture(module: nn.Module, keep_grad: bool = False):
         handle.remove()
 
 
-def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(d y_target / d x, y_target)`` for every image of the batch, without touching parameter ``.grad``.
+def target_gradient(model: nn.Module, x: torch.Tensor, target=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(d y_t / d x, y_t, t)`` for a batch ``x`` in one forward and one backward pass
+    (:func:`course_lib._grad.input_gradient` with the target logit ``y_t`` as the objective).
 
-    Works under ``torch.no_grad()`` callers and on models whose parameters are frozen.
+    ``target``: ``None`` (the predicted class, resolved from this forward pass's logits), an int or a LongTensor
+    ``(B,)``. No parameter's ``.grad`` is touched; works inside ``torch.no_grad()`` and on frozen models.
     """
-    with torch.enable_grad():
-        xg = x.detach().clone().requires_grad_(True)
-        logits = model(xg)
-        score = logits.gather(1, target[:, None]).squeeze(1)
-        (grad,) = torch.autograd.grad(score.sum(), xg)
-    return grad.detach(), score.detach()
+    box = {}
 
+    def target_logit(logits):
+        box["t"] = t = target_from_logits(check_logits(logits, x.shape[0]), target)
+        return logits.gather(1, t[:, None]).squeeze(1)
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur every channel of ``x`` (B, C, H, W) with a Gaussian of standard deviation ``sigma`` pixels.
-
-    The kernel is truncated at ``2 sigma`` and the border replicated (works for any image size); ``sigma <= 0``
-    returns ``x`` unchanged. Differentiable, so it can sit inside an optimisation.
-    """
-    if sigma <= 0:
-        return x
-    radius = max(1, int(math.ceil(2 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    # separable: a row pass then a column pass, one depthwise convolution each
-    out = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    grad, logits = input_gradient(model, x, target_logit)
+    return grad, logits.gather(1, box["t"][:, None]).squeeze(1), box["t"]
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -139,14 +122,6 @@ def target_from_logits(logits: torch.Tensor, target=None) -> torch.Tensor:
     return target
 
 
-def check_logits(logits, x: torch.Tensor) -> torch.Tensor:
-    """Check that a model's output is a ``(B, K)`` tensor of class scores for the batch ``x``."""
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits of shape ({x.shape[0]}, num_classes), got {got}")
-    return logits
-
-
 def as_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tensor:
     """``baseline`` (a float, or a tensor broadcastable to ``x``) as a tensor of ``x``'s shape, dtype and device.
 
@@ -155,7 +130,7 @@ def as_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tens
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor)):
         raise TypeError(f"{name} must be a float or a tensor broadcastable to x {tuple(x.shape)}, "
                         f"got {type(baseline).__name__}")
-    b = torch.as_tensor(baseline).to(device=x.device, dtype=x.dtype)
+    b = torch.as_tensor(baseline).to(x.dtype).to(x.device)  # dtype first: MPS has no float64
     try:
         b = b.expand_as(x)
     except RuntimeError:
@@ -173,11 +148,12 @@ def as_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tens
 def graph_from(module: nn.Module):
     """Within the block, a forward pass records the autograd graph from ``module``'s output onwards only.
 
-    ``module``'s output is replaced by a detached copy that requires grad (``store["out"]``), and the layers
-    before it run without a graph; so ``torch.autograd.grad(score, store["out"])`` is one cheap backward pass
-    through the head of the network. This works for frozen models and inside ``torch.no_grad()``; the hook is
-    removed and the caller's grad mode restored on exit, also on error. If ``module`` runs twice in one
-    forward pass, ``store["out"]`` is its last output.
+    ``module``'s output is replaced by a detached copy that requires grad (``store["out"]``; the layers after
+    it get a clone of that leaf, so their in-place ops are safe), and the layers before it run without a graph;
+    so ``torch.autograd.grad(score, store["out"])`` is one cheap backward pass through the head of the network.
+    This works for frozen models and inside ``torch.no_grad()``; the hook is removed and the caller's grad mode
+    restored on exit, also on error. If ``module`` runs twice in one forward pass, ``store["out"]`` is its last
+    output.
     """
     store: dict = {}
 
@@ -187,7 +163,9 @@ def graph_from(module: nn.Module):
                             f"from {type(mod).__name__}")
         torch.set_grad_enabled(True)  # the layers after this one build a graph, those before did not
         store["out"] = out.detach().requires_grad_(True)
-        return store["out"]
+        # the network goes on with a copy: an in-place op after the layer (ReLU(inplace=True), a ResNet's
+        # out += identity) would otherwise modify a leaf that requires grad, which autograd refuses
+        return store["out"].clone()
 
     previous = torch.is_grad_enabled()
     handle = module.register_forward_hook(hook)

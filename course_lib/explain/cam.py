@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_images, check_model
-from ._common import capture, check_logits, get_layer, graph_from, target_from_logits
+from .._validate import check_images, check_logits, check_model
+from ._common import capture, get_layer, graph_from, target_from_logits
 
 __all__ = ["cam", "grad_cam", "final_linear"]
 
@@ -77,7 +77,7 @@ def cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool =
     module = get_layer(model, layer)
     fc = final_linear(model)
     with torch.no_grad(), capture(module) as store:
-        logits = check_logits(model(x), x)
+        logits = check_logits(model(x), x.shape[0])
         target = target_from_logits(logits, target)
         a = _feature_maps(store, model, layer)
         if fc.in_features != a.shape[1]:
@@ -130,7 +130,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, upsampl
     check_model(model, x)
     module = get_layer(model, layer)
     with graph_from(module) as store:
-        logits = check_logits(model(x), x)
+        logits = check_logits(model(x), x.shape[0])
         target = target_from_logits(logits, target)
         a = _feature_maps(store, model, layer)
         score = logits.gather(1, target[:, None]).sum()

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._blur import gaussian_blur
+from .._rng import generator, normal, uniform
 from .._validate import check_images, check_in, check_model
-from ._common import capture, gaussian_blur, get_layer, model_device_dtype
+from ._common import capture, get_layer, model_device_dtype
 
 __all__ = ["feature_maps", "activation_maximization"]
 
@@ -97,13 +99,13 @@ def _to_image(params: torch.Tensor, param: str, shape, scale, color, blur: float
     if color is not None:  # (n, 3, H, W) decorrelated components -> RGB
         img = torch.einsum("ij,njhw->nihw", color, img)
     img = torch.sigmoid(img + math.log(init / (1 - init)))
-    return gaussian_blur(img, blur) if blur > 0 else img
+    return gaussian_blur(img, blur, truncate=2.0, border="replicate") if blur > 0 else img
 
 
 def _random_transform(img: torch.Tensor, gen: torch.Generator, jitter: int, scale, rotate: float) -> torch.Tensor:
     """One random translation (up to ``jitter`` pixels), scaling and rotation, the same for the whole batch."""
     h, w = img.shape[-2:]
-    u = torch.rand(4, generator=gen, dtype=torch.float64)
+    u = uniform(4, gen, dtype=torch.float64)
     dx = round((2 * float(u[0]) - 1) * jitter)
     dy = round((2 * float(u[1]) - 1) * jitter)
     s = scale[0] + (scale[1] - scale[0]) * float(u[2])
@@ -154,8 +156,8 @@ def activation_maximization(model: nn.Module, layer, channel, shape, steps: int 
         shape: (C, H, W) or (1, C, H, W) of the image, e.g. (1, 28, 28) for MNIST, (3, 128, 128) for ImageNet
             models (they work at reduced sizes; smaller is faster).
         steps: optimisation steps (default 128).
-        seed: seeds a private generator for the start and the transformations: the same seed gives the same
-            image; None draws a fresh seed.
+        seed: the randomness of the start and the transformations: ``None`` (fresh, from torch's global RNG), an
+            int or a ``torch.Generator`` (see :mod:`course_lib._rng`); the same seed gives the same image.
         lr: Adam learning rate (default 0.05).
         param: ``"fourier"`` (default: spectrum scaled by 1/f, a strong prior for natural images) or ``"pixel"``
             (logits of the pixels; noisier, shows why a prior is needed).
@@ -196,14 +198,14 @@ def activation_maximization(model: nn.Module, layer, channel, shape, steps: int 
     device, dtype = model_device_dtype(model)
     n = len(channels)
 
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else int(torch.Generator().seed()))
+    gen = generator(seed)
     if param == "fourier":
-        params = 0.01 * torch.randn(n, c, h, w // 2 + 1, 2, generator=gen, dtype=dtype)
+        params = 0.01 * normal((n, c, h, w // 2 + 1, 2), gen, device, dtype)
         scale_f = _fourier_scale(h, w, decay_power, device, dtype)
     else:
-        params = 0.01 * torch.randn(n, c, h, w, generator=gen, dtype=dtype)
+        params = 0.01 * normal((n, c, h, w), gen, device, dtype)
         scale_f = None
-    params = params.to(device).requires_grad_(True)
+    params = params.requires_grad_(True)
     color = None
     if decorrelate and c == 3:
         # normalise so the largest column has norm 1: the components keep roughly unit scale

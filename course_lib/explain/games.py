@@ -14,7 +14,9 @@ bool tensor ``(K, n)`` (one coalition per row), so they work on the hand-made ga
 (:func:`as_game`).
 
 The model is expensive, the estimators are cheap: every game counts its evaluations (``game.evaluations``, one
-per coalition), so a budget of ``n_evals`` model evaluations can be checked, not only promised.
+per coalition), so a budget of ``n_evals`` model evaluations can be checked, not only promised. (This module holds
+the games; what the estimators share, evaluating a game in chunks and their float64 arithmetic, is in
+:mod:`._estimators`, next to them.)
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 
 from .._validate import check_in
-from ._common import check_batch_size, prepare
+from ._common import check_batch_size, prepare_target
 
 __all__ = ["Game", "ImageGame", "as_game", "image_game", "superpixel_segments", "patch_segments"]
 
@@ -181,7 +183,7 @@ def image_game(model: nn.Module, x: torch.Tensor, target, segments, baseline=0.0
             6 photos at 224x224: on a CPU big images are faster per image in small batches).
     """
     check_in(output, {"logit", "probability"}, "output")
-    target_t = prepare(model, x, target)
+    target_t = prepare_target(model, x, target)
     batch_size = check_batch_size(batch_size, x)
     if x.shape[0] != 1:
         raise ValueError(f"image_game explains one image: x must have shape (1, C, H, W), got batch size "
@@ -191,7 +193,7 @@ def image_game(model: nn.Module, x: torch.Tensor, target, segments, baseline=0.0
     segments = check_segments(segments, x.shape[-2:], x.device)
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor)):
         raise TypeError(f"baseline must be a float or a tensor broadcastable to x, got {type(baseline).__name__}")
-    b = torch.as_tensor(baseline).detach().to(device=x.device, dtype=x.dtype)
+    b = torch.as_tensor(baseline).detach().to(x.dtype).to(x.device)  # dtype first: MPS has no float64
     try:
         shape = torch.broadcast_shapes(b.shape, x.shape)
     except RuntimeError:
@@ -290,72 +292,3 @@ def patch_segments(x_or_size, patch, *, device=None) -> torch.Tensor:
     cols = -(-w // pw)
     rows = torch.arange(h, device=device) // ph
     return rows[:, None] * cols + (torch.arange(w, device=device) // pw)[None, :]
-
-
-# --------------------------------------------------------------------------- helpers for the estimators
-
-def check_players(value, n_players) -> int:
-    """Validate the pair (value function, number of players) that every estimator takes."""
-    if not callable(value):
-        raise TypeError(f"value must be a callable value(masks: bool (K, n)) -> (K,), got {type(value).__name__}")
-    if isinstance(n_players, bool) or not isinstance(n_players, int) or n_players < 1:
-        raise ValueError(f"n_players must be a positive int, got {n_players!r}")
-    own = getattr(value, "n_players", None)
-    if own is not None and own != n_players:
-        raise ValueError(f"n_players={n_players} does not match the game, which has {own} players")
-    return n_players
-
-
-def check_count(n, name: str, minimum: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-    if n < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {n}")
-    return int(n)
-
-
-def generator(seed) -> torch.Generator:
-    """A CPU ``torch.Generator`` from ``seed`` (int, a CPU Generator, or None for a fresh random one); the
-    global RNG is never touched."""
-    if isinstance(seed, torch.Generator):
-        if seed.device.type != "cpu":
-            raise ValueError(f"seed must be a CPU torch.Generator (coalitions are drawn on the CPU), "
-                             f"got one on {seed.device}")
-        return seed
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        gen.manual_seed(int(seed))
-    else:
-        raise TypeError(f"seed must be None, an int or a torch.Generator, got {type(seed).__name__}")
-    return gen
-
-
-class Evaluator:
-    """Calls a value function on CPU bool masks and returns float64 CPU values, remembering the device and
-    dtype the game answered in so that the estimators can hand their result back there."""
-
-    def __init__(self, value, n_players: int):
-        self.value, self.n, self.count = value, n_players, 0
-        self.device, self.dtype = torch.device("cpu"), torch.float64
-
-    def __call__(self, masks: torch.Tensor, chunk: int = 1 << 15) -> torch.Tensor:
-        out = []
-        for part in masks.split(chunk):
-            v = self.value(part)
-            if not isinstance(v, torch.Tensor) or tuple(v.shape) != (part.shape[0],):
-                shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-                raise ValueError(f"the value function must return a tensor of shape ({part.shape[0]},), one value "
-                                 f"per coalition, got {shape}")
-            if v.is_floating_point():
-                self.device, self.dtype = v.device, v.dtype
-            out.append(v.detach().to("cpu", torch.float64))
-            self.count += part.shape[0]
-        v = torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-        if not torch.isfinite(v).all():
-            raise ValueError("the value function returned NaN or infinite values")
-        return v
-
-    def result(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(device=self.device, dtype=self.dtype)

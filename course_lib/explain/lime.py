@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validate import check_in
-from .games import Evaluator, check_count, check_players, generator
+from .._rng import generator, integers, uniform
+from .._validate import check_count, check_in
+from ._estimators import Evaluator, check_players, random_orders, weighted_gram
 
 __all__ = ["lime"]
 
@@ -45,7 +46,8 @@ def lime(value, n_players: int, n_samples: int = 1000, kernel_width: float = 0.2
         n_players: the number of players ``n``.
         n_samples: coalitions evaluated, the original included (default 1000); exactly this many evaluations.
         kernel_width: width ``w`` of the exponential kernel on the cosine distance (default 0.25).
-        seed: int, CPU ``torch.Generator`` or None (fresh randomness).
+        seed: the coalitions' randomness: ``None`` (fresh, from torch's global RNG), an int or a
+            ``torch.Generator`` (see :mod:`course_lib._rng`).
         alpha: ridge penalty on the coefficients (default 1e-3: small enough to recover a linear game, large
             enough to keep the system regular; 0 gives weighted least squares, minimum-norm if underdetermined).
         sampling: ``"size"`` (default) or ``"bernoulli"``, see above.
@@ -65,21 +67,19 @@ def lime(value, n_players: int, n_samples: int = 1000, kernel_width: float = 0.2
     gen = generator(seed)
     z = torch.ones(n_samples, n, dtype=torch.bool)
     if sampling == "size":
-        n_off = torch.randint(1, n + 1, (n_samples - 1, 1), generator=gen)
-        z[1:] = torch.rand(n_samples - 1, n, generator=gen).argsort(1) >= n_off   # a random n_off players off
+        n_off = integers(1, n + 1, (n_samples - 1, 1), gen, "cpu")
+        z[1:] = random_orders(n_samples - 1, n, gen) >= n_off   # a random n_off players off
     else:
-        z[1:] = torch.rand(n_samples - 1, n, generator=gen) < 0.5
+        z[1:] = uniform((n_samples - 1, n), gen, "cpu") < 0.5
     evaluate = Evaluator(value, n)
     y = evaluate(z)
-    # small dense algebra in numpy, the Gram matrix by einsum (no BLAS): multi-threaded BLAS on matrices this
-    # small can take 100 times longer than the arithmetic when the CPU is busy
     zf, y = z.numpy().astype(np.float64), y.numpy()
     distance = 1 - np.sqrt(zf.sum(1) / n)        # cosine distance to all ones; the empty coalition gets 1
     pi = np.exp(-distance ** 2 / kernel_width ** 2)
     z_mean = pi @ zf / pi.sum()
     y_mean = pi @ y / pi.sum()
     zc, yc = zf - z_mean, y - y_mean
-    gram = np.einsum("ki,kj->ij", zc * pi[:, None], zc) + alpha * np.eye(n)
+    gram = weighted_gram(zc, pi) + alpha * np.eye(n)  # small dense algebra in numpy (see weighted_gram)
     rhs = (pi * yc) @ zc
     if alpha > 0:
         coef = np.linalg.solve(gram, rhs)

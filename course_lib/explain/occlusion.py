@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._validate import check_images, check_model
-from ._common import as_baseline, check_batch_size, check_logits, target_from_logits
+from .._validate import check_images, check_logits, check_model
+from ._common import as_baseline, check_batch_size, target_from_logits
 
 __all__ = ["occlusion", "window_starts"]
 
@@ -74,7 +74,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=N
     windows = [(i, j) for i in window_starts(h, wh, sh) for j in window_starts(w, ww, sw)]
 
     with torch.no_grad():
-        logits = check_logits(model(x), x)
+        logits = check_logits(model(x), x.shape[0])
         target = target_from_logits(logits, target)
         clean = logits.gather(1, target[:, None]).squeeze(1)  # (B,)
         total = torch.zeros(b, h, w, dtype=x.dtype, device=x.device)
@@ -89,7 +89,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=N
             for n, (i, j) in enumerate(chunk):
                 masks[n, i:i + wh, j:j + ww] = True  # slicing cuts the window off at the border
             occluded = torch.where(masks[:, None, None], base, x)  # (k, B, C, H, W)
-            out = check_logits(model(occluded.flatten(0, 1)), occluded.flatten(0, 1))
+            out = check_logits(model(occluded.flatten(0, 1)), occluded.shape[0] * occluded.shape[1])
             drop = clean - out.gather(1, target.repeat(k)[:, None]).view(k, b)  # (k, B)
             maskf = masks.to(x.dtype)
             total += torch.einsum("kb,khw->bhw", drop, maskf)

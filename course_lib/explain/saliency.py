@@ -14,27 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import check_images, check_in, check_model
-from ._common import as_baseline, check_batch_size, check_logits, target_from_logits
+from .._rng import generator, normal
+from .._validate import check_images, check_in, check_logits, check_model
+from ._common import as_baseline, check_batch_size, target_from_logits, target_gradient
 
 __all__ = ["saliency", "smoothgrad", "integrated_gradients", "quadrature", "QUADRATURE_METHODS"]
-
-
-def _target_gradient(model: nn.Module, x: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(d y_t / d x, y_t, t)`` for a batch ``x`` in one forward and one backward pass.
-
-    ``target`` may be ``None`` (resolved from this forward pass's logits). The gradient is taken with
-    ``torch.autograd.grad`` w.r.t. a copy of ``x``, so no parameter's ``.grad`` is touched, and grad mode
-    is switched on locally, so callers inside ``torch.no_grad()`` and frozen models work.
-    """
-    with torch.enable_grad():
-        xg = x.detach().clone().requires_grad_(True)
-        logits = check_logits(model(xg), x)
-        t = target_from_logits(logits, target)
-        score = logits.gather(1, t[:, None]).squeeze(1)
-        # images are independent in eval mode, so the gradient of the sum is each image's own gradient
-        (grad,) = torch.autograd.grad(score.sum(), xg)
-    return grad.detach(), score.detach(), t
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
@@ -53,22 +37,8 @@ def saliency(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     """
     check_images(x)
     check_model(model, x)
-    grad, _, _ = _target_gradient(model, x, target)
+    grad, _, _ = target_gradient(model, x, target)
     return grad.abs()
-
-
-def _generator(device: torch.device, seed) -> torch.Generator:
-    """A private generator on ``device``: ``seed`` int, a ``torch.Generator`` (used as is) or ``None`` (random)."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()  # fresh entropy, without touching the global RNG
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
-    else:
-        g.manual_seed(seed)
-    return g
 
 
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, sigma: float = 0.15, n_samples: int = 50,
@@ -89,8 +59,8 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, sigma: float = 0.
         sigma: noise standard deviation in pixel units (default 0.15, i.e. 15 % of the ``[0, 1]`` range, the
             paper's recommended 10-20 %). The noisy images are not clipped to ``[0, 1]``.
         n_samples: number of noisy copies per image (default 50, as in the paper).
-        seed: int, ``torch.Generator`` on ``x``'s device, or ``None`` (different noise on every call).
-            The same seed (and the same ``batch_size``) gives the same result; the global RNG is not touched.
+        seed: the noise's randomness: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator``
+            (see :mod:`course_lib._rng`). The same seed (and the same ``batch_size``) gives the same result.
         batch_size: images per forward pass, so memory stays bounded whatever ``n_samples`` is (at least the
             ``B`` images of one noise sample); ``None`` (default) = about 2^20 input values per pass.
 
@@ -104,17 +74,17 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, sigma: float = 0.
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
     if not float(sigma) >= 0.0:
         raise ValueError(f"sigma must be >= 0 (noise standard deviation in pixel units), got {sigma!r}")
-    g = _generator(x.device, seed)
+    g = generator(seed)
     with torch.no_grad():
-        target = target_from_logits(check_logits(model(x), x), target)
+        target = target_from_logits(check_logits(model(x), x.shape[0]), target)
     b = x.shape[0]
     per_pass = max(1, batch_size // b)  # noise samples per forward pass
     total = torch.zeros_like(x)
     for start in range(0, n_samples, per_pass):
         k = min(per_pass, n_samples - start)
-        noise = torch.randn((k, *x.shape), generator=g, device=x.device, dtype=x.dtype)
+        noise = normal((k, *x.shape), g, x.device, x.dtype)
         noisy = (x.unsqueeze(0) + sigma * noise).flatten(0, 1)
-        grad, _, _ = _target_gradient(model, noisy, target.repeat(k))
+        grad, _, _ = target_gradient(model, noisy, target.repeat(k))
         total += grad.abs().view(k, *x.shape).sum(0)
     return total / n_samples
 
@@ -186,13 +156,14 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     base = as_baseline(0.0 if baseline is None else baseline, x)
     with torch.no_grad():
         if target is None or return_delta:
-            logits = check_logits(model(x), x)
+            logits = check_logits(model(x), x.shape[0])
             target = target_from_logits(logits, target)
         else:  # the target is given: one image's logits suffice to check it (the path costs enough passes)
-            one = check_logits(model(x[:1]), x[:1])
+            one = check_logits(model(x[:1]), 1)
             target = target_from_logits(one.expand(x.shape[0], -1), target)
-    alphas = torch.as_tensor(alphas, dtype=x.dtype, device=x.device)
-    weights = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
+    # float64 numpy -> x's dtype on the CPU, then to x's device (some devices, MPS, have no float64)
+    alphas = torch.as_tensor(alphas).to(x.dtype).to(x.device)
+    weights = torch.as_tensor(weights).to(x.dtype).to(x.device)
     diff = x - base
     b = x.shape[0]
     per_pass = max(1, batch_size // b)  # path points per forward pass
@@ -201,7 +172,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
         a, w = alphas[start:start + per_pass], weights[start:start + per_pass]
         k = len(a)
         points = (base.unsqueeze(0) + a.view(k, 1, 1, 1, 1) * diff.unsqueeze(0)).flatten(0, 1)
-        grad, _, _ = _target_gradient(model, points, target.repeat(k))
+        grad, _, _ = target_gradient(model, points, target.repeat(k))
         path_grad += (w.view(k, 1, 1, 1, 1) * grad.view(k, *x.shape)).sum(0)
     attributions = diff * path_grad
     if not return_delta:

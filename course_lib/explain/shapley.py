@@ -20,7 +20,9 @@ import math
 import numpy as np
 import torch
 
-from .games import Evaluator, check_count, check_players, generator
+from .._rng import generator, permutation
+from .._validate import check_count
+from ._estimators import Evaluator, check_players, ends, random_orders, weighted_gram
 
 __all__ = ["shapley_exact", "shapley_permutation", "kernel_shap"]
 
@@ -67,12 +69,6 @@ def shapley_exact(value, n_players: int, *, chunk_size: int = 1 << 15) -> torch.
     return evaluate.result(phi)
 
 
-def _ends(evaluate: Evaluator, n: int) -> tuple[float, float]:
-    """``v(∅)`` and ``v(N)``, which every estimator needs exactly."""
-    v = evaluate(torch.stack([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]))
-    return float(v[0]), float(v[1])
-
-
 def shapley_permutation(value, n_players: int, n_evals: int, seed=None, antithetic: bool = True, *,
                         chunk_size: int = 1 << 15) -> torch.Tensor:
     """Shapley values by sampling permutations (Castro, Gómez & Tejada, 2009), antithetic by default.
@@ -93,7 +89,8 @@ def shapley_permutation(value, n_players: int, n_evals: int, seed=None, antithet
         n_players: the number of players ``n``.
         n_evals: budget of evaluations of ``value`` (coalitions), never exceeded; at least ``n + 1``
             (``v(∅)``, ``v(N)`` and one order). Leftover evaluations that do not make a whole order are unused.
-        seed: int, CPU ``torch.Generator`` or None (fresh randomness).
+        seed: the orders' randomness: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator``
+            (see :mod:`course_lib._rng`).
         antithetic: pair each order with its reverse (default True); with an odd ``m`` the last order is unpaired.
         chunk_size: coalitions per call of ``value`` (default 32768).
 
@@ -106,11 +103,11 @@ def shapley_permutation(value, n_players: int, n_evals: int, seed=None, antithet
     chunk_size = check_count(chunk_size, "chunk_size", 1)
     gen = generator(seed)
     evaluate = Evaluator(value, n)
-    v0, vn = _ends(evaluate, n)
+    v0, vn = ends(evaluate, n)
     if n == 1:
         return evaluate.result(torch.tensor([vn - v0], dtype=torch.float64))
     m = (n_evals - 2) // (n - 1)
-    perms = torch.rand(m, n, generator=gen).argsort(1)          # row p: the order in which players join
+    perms = random_orders(m, n, gen)                            # row p: the order in which players join
     if antithetic:
         perms[1::2] = perms[0:m - 1:2].flip(1)
     rank = perms.argsort(1)                                     # rank[p, i]: when player i joins in order p
@@ -143,13 +140,13 @@ def _sample_coalitions(n: int, s: int, m: int, gen: torch.Generator, contain_fir
     those that hold player 0 (one representative of each pair {S, N \\ S} when ``s = n / 2``)."""
     free, k = (n - 1, s - 1) if contain_first else (n, s)
     if 4 * m >= math.comb(free, k):
-        rows = torch.randperm(math.comb(free, k), generator=gen)[:m]
+        rows = permutation(math.comb(free, k), gen, "cpu")[:m]
         masks = _combinations(free, k, rows)
     else:
         # the draw is sparse in its space: rejecting the rare repeats costs next to nothing
         seen, chosen = set(), []
         while len(chosen) < m:
-            cand = torch.rand(2 * (m - len(chosen)), free, generator=gen).argsort(1) < k
+            cand = random_orders(2 * (m - len(chosen)), free, gen) < k
             for row in cand:
                 key = row.numpy().tobytes()
                 if key not in seen and len(chosen) < m:
@@ -249,7 +246,8 @@ def kernel_shap(value, n_players: int, n_evals: int, seed=None, *, chunk_size: i
         n_evals: budget of evaluations of ``value`` (coalitions, ∅ and N included), never exceeded; at least
             ``n + 1`` rounded up to even (or ``2^n`` if smaller). Coalitions come in pairs, so an odd budget
             leaves one evaluation unused.
-        seed: int, CPU ``torch.Generator`` or None (fresh randomness); unused when everything is enumerated.
+        seed: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator`` (see
+            :mod:`course_lib._rng`); unused when everything is enumerated.
         chunk_size: coalitions per call of ``value`` (default 32768).
 
     Returns:
@@ -262,7 +260,7 @@ def kernel_shap(value, n_players: int, n_evals: int, seed=None, *, chunk_size: i
     chunk_size = check_count(chunk_size, "chunk_size", 1)
     gen = generator(seed)
     evaluate = Evaluator(value, n)
-    v0, vn = _ends(evaluate, n)
+    v0, vn = ends(evaluate, n)
     delta = vn - v0
     if n == 1:
         return evaluate.result(torch.tensor([delta], dtype=torch.float64))
@@ -271,10 +269,8 @@ def kernel_shap(value, n_players: int, n_evals: int, seed=None, *, chunk_size: i
     zf = z.double()
     size = zf.sum(1)
     # phi = delta / n * 1 + u with u ⟂ 1 meets the constraint; z·phi = |S| delta / n + (z - |S| / n)·u
-    # small dense algebra in numpy, the Gram matrix by einsum (no BLAS): multi-threaded BLAS on matrices this
-    # small can take 100 times longer than the arithmetic when the CPU is busy
     d = (zf - size[:, None] / n).numpy()
-    gram = np.einsum("ki,kj->ij", d * w.numpy()[:, None], d)
+    gram = weighted_gram(d, w.numpy())  # small dense algebra in numpy (see _estimators.weighted_gram)
     rhs = (w * (y - size * delta / n)).numpy() @ d
     # gram·1 = 0 and rhs ⟂ 1. Adding a multiple of 11ᵀ makes the system regular without changing the solution
     # in 1^⊥ (the normal equations are well conditioned: with every coalition gram = (n-1)/n (I - 11ᵀ/n));

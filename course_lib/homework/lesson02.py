@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import _ok, _require
+from ._common import _check_input_gradient_hygiene, _fresh_model, _ok, _require
 
-__all__ = ["check_top_activating", "check_total_variation"]
+__all__ = ["check_top_activating", "check_total_variation", "check_ascent_step"]
 
 
 def _scores_match(got: torch.Tensor, want: torch.Tensor) -> bool:
@@ -137,3 +137,94 @@ def check_total_variation(fn) -> None:
     flat = fn(torch.full((2, 3, 4, 6), 0.3))
     _require(float(flat.abs().max()) < 1e-9, "a constant image must have TV 0")
     _ok("TV(x) sums the absolute differences between vertical and horizontal neighbours, one value per image.")
+
+
+# --------------------------------------------------------------------------- Exercise: one ascent step
+def _channel_objective(model: nn.Module, layer: str, channel: int, images: torch.Tensor) -> torch.Tensor:
+    """mean_{i,j} A_k(images)_{ij} per image, through a forward hook on the named module (written here from the
+    definition, independently of course_lib.explain)."""
+    store = {}
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        model(images)
+    finally:
+        handle.remove()
+    a = store["a"][:, channel]
+    return a.flatten(1).mean(1)
+
+
+def _ascent_variants(model: nn.Module, layer: str, channel: int, x: torch.Tensor, lr: float, shift) -> dict:
+    """The right step and the plausible wrong ones, each as the image it returns."""
+    def grad(images_of, wrt):
+        with torch.enable_grad():
+            return torch.autograd.grad(_channel_objective(model, layer, channel, images_of(wrt)).sum(), wrt)[0]
+
+    xg = x.detach().clone().requires_grad_(True)
+    g = grad(lambda z: torch.roll(z, shift, dims=(-2, -1)), xg)                 # through the roll
+    g_plain = grad(lambda z: z, x.detach().clone().requires_grad_(True))        # no jitter at all
+    g_rolled = grad(lambda z: z, torch.roll(x, shift, dims=(-2, -1)).detach().requires_grad_(True))  # not rolled back
+
+    def step(d, norm="image", sign=1.0, clamp=True):
+        if norm == "image":
+            d = d / (d.abs().mean((1, 2, 3), keepdim=True) + 1e-8)
+        elif norm == "batch":
+            d = d / (d.abs().mean() + 1e-8)
+        out = x + sign * lr * d
+        return out.clamp(0, 1) if clamp else out
+
+    return {
+        "right": step(g),
+        "you stepped down the gradient (x - lr * ...): activation MAXIMISATION climbs, x + lr * g / mean|g|":
+            step(g, sign=-1.0),
+        "your step ignores the shift: the gradient must be that of the channel's activation on the SHIFTED image "
+        "torch.roll(x, shift, dims=(-2, -1)), differentiated with respect to x itself (so autograd rolls the "
+        "gradient back)": step(g_plain),
+        "you took the gradient with respect to the rolled image and added it to the unrolled x: the two are "
+        "misaligned by the shift. Make x the leaf (xg = x.clone().requires_grad_(True)), roll xg inside the "
+        "graph, and take torch.autograd.grad(objective, xg)": step(g_rolled),
+        "your result leaves [0, 1]: clamp the new image, x.clamp(0, 1), after the step": step(g, clamp=False),
+        "your step is not normalised: divide g by the mean of |g| over each image's pixels, so that lr is the "
+        "typical change of a pixel whatever the gradient's scale": step(g, norm=None),
+        "you normalised with one number for the whole batch: divide each image's gradient by ITS OWN mean |g| "
+        "(g.abs().mean((1, 2, 3), keepdim=True))": step(g, norm="batch"),
+    }
+
+
+def check_ascent_step(fn, layer: str = "features.bn5", channel: int = 5) -> None:
+    """Lesson 02: ``fn(model, layer, channel, x, lr, shift)`` must return one step of pixel-space activation
+    maximisation with jitter, for a batch of images x (B, C, H, W) in [0, 1]:
+
+        g = d/dx  sum_b mean_{i,j} A_k(roll(x, shift))_{b,ij}          (roll over height and width)
+        x_new = clamp(x + lr * g / mean_pixels|g|, 0, 1)                 (the mean per image)
+
+    The check computes the step from the definition on two digits and two shifts (so any correct implementation
+    passes, whatever random shifts the student's loop draws) and names the plausible mistakes: descent instead of
+    ascent, no jitter, the gradient of the rolled image added unrolled, no clamp, no or per-batch normalisation,
+    and the hygiene of an input gradient (x, the model's mode and its parameters' .grad untouched).
+    """
+    from ..data import load_mnist
+
+    model = _fresh_model("mnist_cnn")
+    x = load_mnist("test")[0][[3, 10]].clone()
+    x[1] = 0.5 * x[1] + 0.2                   # two images whose gradients differ in scale
+    for lr, shift in [(0.05, (2, -3)), (0.2, (-1, 1))]:
+        x_before = x.clone()
+        out = fn(model, layer, channel, x, lr, shift)
+        _require(isinstance(out, torch.Tensor) and out.shape == x.shape,
+                 f"return the new images as a tensor of shape {tuple(x.shape)}, got "
+                 f"{getattr(out, 'shape', type(out).__name__)}")
+        _require(torch.equal(x, x_before), "your function changed x in place: return a new tensor")
+        _check_input_gradient_hygiene(model, x, out, score="the objective")
+        variants = _ascent_variants(model, layer, channel, x, lr, shift)
+        out = out.detach().to(x.dtype)
+        if torch.allclose(out, variants["right"], atol=1e-5):
+            continue
+        for msg, value in variants.items():
+            if msg != "right" and torch.allclose(out, value, atol=1e-5):
+                raise AssertionError(msg)
+        gap = float((out - variants["right"]).abs().max())
+        raise AssertionError(f"the step is not right (largest pixel difference {gap:.3g} at lr={lr}, shift={shift}):"
+                             " g = gradient w.r.t. x of the channel's mean activation on roll(x, shift); x_new = "
+                             "clamp(x + lr * g / mean|g| per image, 0, 1)")
+    _ok("one ascent step with jitter: the gradient flows back through the shift, each image moves by lr per pixel on "
+        "average, and stays in [0, 1].")

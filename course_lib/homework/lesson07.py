@@ -64,9 +64,9 @@ def check_fgsm_step(fn) -> None:
         untargeted:  x' = clip_[0,1]( x + eps * sign( grad_x L(f(x), y) ) )
         targeted:    x' = clip_[0,1]( x - eps * sign( grad_x L(f(x), t) ) )       (y = the targets t)
 
-    Tested on 40 held-out digits and ``mnist_cnn`` at ``eps = 0.1``: the result must stay in the eps-ball and in
-    ``[0, 1]``, raise the loss of the true label (untargeted) or lower the loss of the target (targeted) on most
-    digits, and agree with :func:`course_lib.attacks.fgsm` pixel by pixel.
+    Tested on 40 held-out digits and ``mnist_cnn_aug`` (the model of lesson 07) at ``eps = 0.1``: the result must
+    stay in the eps-ball and in ``[0, 1]``, raise the loss of the true label (untargeted) or lower the loss of the
+    target (targeted) on most digits, and agree with :func:`course_lib.attacks.fgsm` pixel by pixel.
     Rejects: no clip to ``[0, 1]``; a step against the gradient (``x - eps * sign``, i.e. gradient *descent*);
     the gradient instead of its sign (leaves the ball, or barely moves); the targeted step with the wrong sign
     (or ``targeted`` ignored); changing ``x`` in place; leaving the model in training mode or gradients in its
@@ -75,7 +75,7 @@ def check_fgsm_step(fn) -> None:
     from ..attacks import fgsm
 
     x, y = _digits()
-    model = _fresh_model()
+    model = _fresh_model("mnist_cnn_aug")
     eps = 0.1
 
     for targeted in (False, True):
@@ -123,7 +123,8 @@ def check_fgsm_step(fn) -> None:
         else:
             fooled = float((pred != labels).double().mean())
     _ok(f"FGSM, untargeted and targeted: inside the eps-ball, in [0, 1], equal to course_lib's fgsm. At eps = {eps} "
-        f"on these 40 digits it fools mnist_cnn on {fooled:.0%} of them, but reaches the target on only {hits:.0%}.")
+        f"on these 40 digits it fools mnist_cnn_aug on {fooled:.0%} of them, but reaches the target on only "
+        f"{hits:.0%}.")
 
 
 # --------------------------------------------------------------------------- reading a robustness curve

@@ -191,6 +191,6 @@ QUESTIONS = {
         ("a", "b", "c", "d"), "c",
         "kappa asks for a margin: the adversarial image must sit kappa logits deep inside the wrong class, not on "
         "the boundary. An independently trained model has a similar but not identical boundary; a point just "
-        "across mnist_cnn's boundary is often still on the right side of mnist_cnn_b's, a point far across it "
-        "much less often. The price is a larger perturbation."),
+        "across mnist_cnn_aug's boundary is often still on the right side of mnist_cnn_aug_b's, a point far across "
+        "it much less often. The price is a larger perturbation."),
 }
