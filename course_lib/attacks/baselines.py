@@ -41,6 +41,7 @@ from torch import nn
 from .._validate import check_images, check_in, check_labels, check_model
 from ..corruptions import CORRUPTIONS, corrupt
 from .evaluate import noise_success_rate, success_mask
+from .pgd import project_l2, project_linf
 
 __all__ = ["BLIND_CORRUPTIONS", "project_to_ball", "blind_baselines", "baseline_sweep"]
 
@@ -63,13 +64,8 @@ def project_to_ball(x: torch.Tensor, x_other: torch.Tensor, eps: float, norm: st
     eps, norm = _check_eps(eps), check_in(norm, {"linf", "l2"}, "norm")
     if x.shape != x_other.shape:
         raise ValueError(f"x and x_other must have the same shape, got {tuple(x.shape)} and {tuple(x_other.shape)}")
-    delta = (x_other - x).detach()
-    if norm == "linf":
-        delta = delta.clamp(-eps, eps)
-    else:
-        length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        delta = delta * (eps / length).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
-    return (x.detach() + delta).clamp(0.0, 1.0)
+    project = project_linf if norm == "linf" else project_l2  # PGD's projections, one home
+    return project(x_other.detach(), x.detach(), eps).clone()
 
 
 def _shift(x: torch.Tensor, eps: float, norm: str, sign: int) -> torch.Tensor:
