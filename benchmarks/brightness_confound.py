@@ -13,6 +13,8 @@ course's MNIST "test" split: a held-out part of the official MNIST *training* se
 
     python benchmarks/brightness_confound.py            # mnist_cnn, mnist_cnn_b, mnist_cnn_aug, mnist_cnn_aug_b
     python benchmarks/brightness_confound.py --n 500 --models mnist_cnn_aug
+    python benchmarks/brightness_confound.py --quick     # 200 digits, mnist_cnn and mnist_cnn_aug, PGD-20, 5 draws:
+                                                         # minutes, not hours; writes brightness_confound_quick.*
     python benchmarks/brightness_confound.py --models mnist_cnn_b --part    # one model's rows only, kept in
     python benchmarks/brightness_confound.py --reuse                        # results/brightness_confound_parts/;
                                                                             # then the table from the saved parts
@@ -93,12 +95,17 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40, help="PGD steps (default 40)")
     p.add_argument("--draws", type=int, default=20, help="random-sign draws per digit (default 20)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true",
+                   help="a check in minutes: 200 digits, mnist_cnn and mnist_cnn_aug, PGD-20, 5 draws; writes "
+                        "results/brightness_confound_quick.{md,json} and leaves the full results alone")
     p.add_argument("--part", action="store_true",
                    help="measure the models and save their rows in results/brightness_confound_parts/, no table")
     p.add_argument("--reuse", action="store_true",
                    help="take a model's rows from results/brightness_confound_parts/ when they were measured with "
                         "the same --n, --steps and --draws (several --part runs can go in parallel)")
     args = p.parse_args()
+    if args.quick:
+        args.n, args.models, args.steps, args.draws = 200, ["mnist_cnn", "mnist_cnn_aug"], 20, 5
     torch.set_num_threads(args.threads)
     x, y = load_mnist("test")
     x, y = x[:args.n], y[:args.n]
@@ -144,7 +151,8 @@ def main() -> None:
             "digits and their number.\n\n" + markdown_table(header2, table2)
           + f"\n\nMeasured in {sum(r['seconds'] for r in rows):.0f} s of model time (the rows' sum; "
             f"{time.perf_counter() - t0:.0f} s this run, parts reused: {args.reuse}); machine: {machine()}\n")
-    paths = write_results("brightness_confound", {"config": vars(args), "rows": rows, "machine": machine()}, md)
+    name = "brightness_confound_quick" if args.quick else "brightness_confound"
+    paths = write_results(name, {"config": vars(args), "rows": rows, "machine": machine()}, md)
     log(md)
     log(f"wrote {paths[0]} and {paths[1]}")
 

@@ -15,7 +15,7 @@ import torch
 
 __version__ = "0.1.0"
 
-__all__ = ["device", "seed_everything", "__version__"]
+__all__ = ["device", "accelerator", "seed_everything", "__version__"]
 
 _SUBMODULES = {"data", "models", "training", "corruptions", "plot", "homework", "explain", "attacks", "defenses",
                "certify", "widgets", "stats"}
@@ -30,14 +30,19 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def device() -> torch.device:
-    """The best available device for lessons: CUDA, then Apple MPS, then CPU."""
+def accelerator() -> torch.device | None:
+    """The accelerator of this machine, if any: CUDA, then Apple MPS; ``None`` on a CPU-only machine."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
-    return torch.device("cpu")
+    return None
+
+
+def device() -> torch.device:
+    """The best available device for lessons: CUDA, then Apple MPS, then CPU."""
+    return accelerator() or torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:

@@ -35,7 +35,8 @@ from ._rng import generator, integers, normal
 from ._validate import check_images, check_labels, check_model
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "gaussian_noise", "gaussian_blur", "brightness", "contrast",
-           "rotation", "pixelate", "jpeg", "accuracy_under_corruptions"]
+           "rotation", "pixelate", "jpeg", "accuracy_under_corruptions", "print_and_photograph",
+           "PRINT_PHOTO"]
 
 SEVERITIES = {
     "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
@@ -115,25 +116,30 @@ def pixelate(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="nearest").clamp(0, 1)
 
 
-def jpeg(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
-    """Encode and decode each image as JPEG with the severity's quality (Pillow, on the CPU)."""
+def _jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode and decode each image as JPEG with ``quality`` (Pillow, on the CPU); 1 or 3 channels."""
     from PIL import Image
 
+    arr = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = []
+    for img in arr:
+        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=int(quality))
+        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32) / 255.0
+        out.append(dec[..., None] if dec.ndim == 2 else dec)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype).contiguous()
+
+
+def jpeg(x: torch.Tensor, severity: int, seed=None) -> torch.Tensor:
+    """Encode and decode each image as JPEG with the severity's quality (Pillow, on the CPU)."""
     check_images(x)
     q = _param("jpeg", severity)
     if q is None:
         return x.clone()
     if x.shape[1] not in (1, 3):
         raise ValueError(f"jpeg needs 1 or 3 channels, got {x.shape[1]}")
-    arr = (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    out = []
-    for img in arr:
-        pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=int(q))
-        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float32) / 255.0
-        out.append(dec[..., None] if dec.ndim == 2 else dec)
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype).contiguous()
+    return _jpeg_roundtrip(x, q)
 
 
 CORRUPTIONS = {
@@ -185,3 +191,60 @@ def accuracy_under_corruptions(model: nn.Module, x: torch.Tensor, y: torch.Tenso
             clean = acc
         result[n].append(acc)
     return result
+
+
+# --------------------------------------------------------------------------- print and photograph
+#: Print-and-photograph parameters per severity 1..5 (Brown et al. printed their patch and photographed it):
+#: the printer's range ``[lo, hi]`` (ink is never black, paper never white), the camera's blur ``sigma * H / 224``
+#: pixels (focus, resampling), its sensor noise and the phone's JPEG quality.
+PRINT_PHOTO = {
+    "lo": (0.03, 0.06, 0.09, 0.12, 0.15),
+    "hi": (0.96, 0.92, 0.88, 0.84, 0.80),
+    "blur": (0.2, 0.4, 0.6, 0.8, 1.0),
+    "noise": (0.01, 0.02, 0.03, 0.04, 0.05),
+    "jpeg": (85, 75, 65, 55, 45),
+}
+
+
+def print_and_photograph(x: torch.Tensor, severity: int, seed=None, skip=()) -> torch.Tensor:
+    """What printing an image and photographing it with a phone does to it, at ``severity`` 0..5 (0 = a copy)::
+
+        printed  = lo + (hi - lo) x                         (the printer's range: grey ink, off-white paper)
+        photo    = clip( G_sigma * printed + n ),  n ~ N(0, s_n^2)     (camera blur, sensor noise)
+        result   = JPEG(photo, quality q)                   (the phone's compression)
+
+    with ``lo, hi, sigma * H / 224, s_n, q`` from :data:`PRINT_PHOTO` for the severity. Composed from the same
+    pieces as :func:`gaussian_blur`, :func:`gaussian_noise` and :func:`jpeg`, but milder and all at once.
+    Changes of viewpoint (place, scale, rotation of a patch) are :func:`course_lib.attacks.place_patch`'s job.
+
+    Args:
+        x: images ``(B, C, H, W)`` in ``[0, 1]`` with 1 or 3 channels.
+        severity: an int in 0..5.
+        seed: the sensor noise: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator``.
+        skip: steps to leave out, any of ``"print"``, ``"blur"``, ``"noise"``, ``"jpeg"`` (default none): which
+            part of the chain does the damage.
+
+    Returns:
+        ``(B, C, H, W)`` in ``[0, 1]``, a new tensor on ``x``'s device (``x`` is not changed).
+    """
+    check_images(x)
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 0 <= severity <= 5:
+        raise ValueError(f"severity must be an int in 0..5 (0 = clean), got {severity!r}")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"print_and_photograph needs 1 or 3 channels, got {x.shape[1]}")
+    skip = {skip} if isinstance(skip, str) else set(skip)
+    if not skip <= {"print", "blur", "noise", "jpeg"}:
+        raise ValueError(f"skip must name steps among 'print', 'blur', 'noise', 'jpeg', got {sorted(skip)}")
+    if severity == 0:
+        return x.detach().clone()
+    k = int(severity) - 1
+    out = x.detach()
+    if "print" not in skip:
+        lo, hi = PRINT_PHOTO["lo"][k], PRINT_PHOTO["hi"][k]
+        out = lo + (hi - lo) * out
+    if "blur" not in skip:
+        out = _blur.gaussian_blur(out, PRINT_PHOTO["blur"][k] * x.shape[-2] / 224, truncate=3.0, border="reflect")
+    if "noise" not in skip:
+        out = out + PRINT_PHOTO["noise"][k] * normal(x.shape, generator(seed), x.device, x.dtype)
+    out = out.clamp(0, 1)
+    return out.clone() if "jpeg" in skip else _jpeg_roundtrip(out, PRINT_PHOTO["jpeg"][k])

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_numpy_image", "show_images", "show_heatmap", "plot_curves", "show_topk"]
+__all__ = ["to_numpy_image", "show_images", "show_heatmap", "outline_pixels", "plot_curves", "show_topk"]
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:
@@ -68,13 +68,19 @@ def show_images(x: torch.Tensor, labels=None, preds=None, class_names=None, ncol
 
 
 def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet", ax=None,
-                 title: str | None = None, colorbar: bool = False, signed: bool = False):
+                 title: str | None = None, colorbar: bool = False, signed: bool = False,
+                 clip_quantile: float | None = None):
     """Overlay one map ``heat`` (``(H, W)``) on the image ``x`` (``(C, H, W)`` or ``(1, C, H, W)``).
 
     ``signed=False`` (default): any range, rescaled to ``[0, 1]`` for display (``cmap``, default "jet"): for maps
     where only "how much" matters (saliency, Grad-CAM). ``signed=True``: not rescaled; a diverging map centred at 0
     (``cmap`` "RdBu_r" unless given: red raises the score, blue lowers it, white is 0) with the range
     ``[-max|heat|, max|heat|]``, on the image in grey: for attributions with a sign (IG, Shapley values, LIME).
+
+    ``clip_quantile`` (default ``None``: no clipping), for display only: a photo's map has a few extreme values
+    that would squeeze the rest into one colour, so values above the ``q``-quantile ``h_q`` of the map are drawn
+    as ``h_q`` (``min(h, h_q)``; with ``signed=True`` the range becomes ``[-h_q, h_q]``, ``h_q`` the quantile of
+    ``|h|``). ``clip_quantile=0.99`` clips at the 99th percentile.
     """
     img = to_numpy_image(x)
     h = heat.detach().float().cpu()
@@ -83,6 +89,11 @@ def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: 
             raise ValueError(f"heat must be one map (H, W), got shape {tuple(heat.shape)}")
         h = h[0]
     h = h.numpy()
+    if clip_quantile is not None:
+        if not 0.0 < float(clip_quantile) <= 1.0:
+            raise ValueError(f"clip_quantile must be in (0, 1], got {clip_quantile!r}")
+        top = float(np.quantile(np.abs(h) if signed else h, float(clip_quantile)))
+        h = np.clip(h, -top, top) if signed else np.minimum(h, top)
     if signed:
         cmap = "RdBu_r" if cmap == "jet" else cmap
         v = float(np.abs(h).max()) or 1.0
@@ -103,6 +114,21 @@ def show_heatmap(x: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: 
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046)
     return ax
+
+
+def outline_pixels(ax, top: int, left: int, size: int = 2, pad: int = 1, color: str = "white", **style):
+    """Draw a dashed box around the ``size`` x ``size`` block of pixels whose top-left pixel is (``top``,
+    ``left``) on an image axis (pixel ``(r, c)`` spans ``[c - 0.5, c + 0.5] x [r - 0.5, r + 0.5]``, as imshow
+    draws it), ``pad`` pixels wider on each side so that the map under the block stays visible, e.g. the 2 x 2
+    mark of ``course_lib.data.add_mark``: ``outline_pixels(ax, *MARK_POSITIONS[c])``. Returns the Rectangle."""
+    from matplotlib.patches import Rectangle
+
+    if size < 1 or pad < 0:
+        raise ValueError(f"size must be >= 1 and pad >= 0, got size={size!r}, pad={pad!r}")
+    style = {"fill": False, "lw": 1.2, "ls": "--", **style}
+    box = Rectangle((left - 0.5 - pad, top - 0.5 - pad), size + 2 * pad, size + 2 * pad, edgecolor=color, **style)
+    ax.add_patch(box)
+    return box
 
 
 def plot_curves(xs, curves: dict, xlabel: str = "severity", ylabel: str = "accuracy", title: str | None = None,
@@ -249,3 +275,74 @@ def plot_query_curves(curves: dict, ax=None, title: str | None = None, within: f
 
 
 __all__ += ["plane_coordinates", "plot_query_curves"]
+
+
+def plot_reliability(cal: dict, ax=None, label: str | None = None, title: str | None = None, color=None):
+    """A reliability diagram (Guo et al., 2017) from :func:`course_lib.training.calibration`'s result: per
+    confidence bin, the accuracy (bars) against the diagonal of perfect calibration; a bar below the diagonal is
+    over-confidence. Bins without predictions are left empty; the share of predictions in each bin is written
+    above its bar and the expected calibration error in the legend. Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    edges = cal["edges"].double()
+    width = float(edges[1] - edges[0])
+    acc, count = cal["accuracy"].double(), cal["count"]
+    filled = count > 0
+    share = count.double() / max(int(count.sum()), 1)
+    ax.bar(edges[:-1][filled].numpy(), acc[filled].numpy(), width=width, align="edge", alpha=0.6,
+           edgecolor="black", lw=0.6, color=color,
+           label=f"{label + ': ' if label else ''}accuracy per bin (ECE {cal['ece']:.3f})")
+    for left, a, s in zip(edges[:-1][filled].tolist(), acc[filled].tolist(), share[filled].tolist(), strict=True):
+        ax.text(left + width / 2, min(a, 0.93) + 0.02, f"{s:.0%}", ha="center", fontsize=6)
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence (largest softmax probability)")
+    ax.set_ylabel("accuracy of the predictions in the bin")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+__all__ += ["plot_reliability"]
+
+
+def outline_segments(x: torch.Tensor, segments: torch.Tensor, color=(1, 1, 0),
+                     upscale: int | None = None) -> np.ndarray:
+    """One image ``(1, C, H, W)`` or ``(C, H, W)`` as an RGB array ``(H', W', 3)`` with the borders between its
+    regions (``segments`` ``(H, W)``, e.g. the players of lesson 05) drawn in ``color`` (default yellow), by
+    ``skimage.segmentation.mark_boundaries``. Small images are enlarged first, each pixel becoming an
+    ``upscale x upscale`` block (default: 8 when the image is narrower than 100 pixels, else 1), so borders stay
+    thin; grey images are shown as grey RGB."""
+    from skimage.segmentation import mark_boundaries
+
+    img = x[0] if x.dim() == 4 else x
+    if img.dim() != 3 or tuple(segments.shape) != tuple(img.shape[-2:]):
+        raise ValueError(f"x must be one image (1, C, H, W) and segments (H, W) of its size, got {tuple(x.shape)} "
+                         f"and {tuple(segments.shape)}")
+    img, seg = img.detach().cpu().double(), segments.detach().cpu()
+    k = upscale if upscale is not None else (8 if img.shape[-1] < 100 else 1)
+    if k > 1:
+        img, seg = (t.repeat_interleave(k, -1).repeat_interleave(k, -2) for t in (img, seg))
+    return mark_boundaries(img.permute(1, 2, 0).expand(-1, -1, 3).numpy(), seg.numpy(), color=color)
+
+
+def annotate_regions(ax, values, segments: torch.Tensor, fmt: str = "{:.2f}", fontsize: int = 8):
+    """Write ``values[i]`` at the centre (mean pixel position) of region ``i`` of ``segments`` ``(H, W)`` on an
+    image axis, on a light box: the numbers behind a per-region heat map. Returns the list of Text objects."""
+    values = torch.as_tensor(values).detach().cpu().flatten()
+    seg = segments.detach().cpu()
+    if int(seg.max()) + 1 != values.numel():
+        raise ValueError(f"one value per region: segments has {int(seg.max()) + 1} regions, got {values.numel()} "
+                         "values")
+    texts = []
+    for i, value in enumerate(values.tolist()):
+        rows, cols = (seg == i).nonzero(as_tuple=True)
+        texts.append(ax.text(float(cols.float().mean()), float(rows.float().mean()), fmt.format(value),
+                             ha="center", va="center", fontsize=fontsize,
+                             bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1)))
+    return texts
+
+
+__all__ += ["outline_segments", "annotate_regions"]

@@ -14,7 +14,9 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["Interval", "paired_bootstrap"]
+from ._rng import generator, integers
+
+__all__ = ["Interval", "paired_bootstrap", "summarize"]
 
 
 class Interval(NamedTuple):
@@ -31,6 +33,12 @@ class Interval(NamedTuple):
         """True when the interval excludes 0: the sample tells which of the two is larger."""
         return self.low > 0 or self.high < 0
 
+    def describe(self, fmt: str = "+.3f", unresolved: str = " ≈") -> str:
+        """``"estimate [low, high]"`` in ``fmt``, followed by ``unresolved`` when the interval contains 0
+        (by as many spaces otherwise, so columns stay aligned)."""
+        text = f"{self.estimate:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+        return text + (" " * len(unresolved) if self.resolved else unresolved)
+
 
 _STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mean": lambda t: t.mean(-1),
@@ -39,7 +47,7 @@ _STATISTICS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def paired_bootstrap(a, b, statistic: str | Callable = "mean", n_resamples: int = 10_000, level: float = 0.95,
-                     seed: int = 0) -> Interval:
+                     seed=0) -> Interval:
     """Percentile bootstrap interval of ``statistic(a) - statistic(b)`` for paired scores ``a[i]``, ``b[i]``.
 
     Each resample draws ``n`` item indices ``i_1..i_n`` uniformly with replacement and computes
@@ -54,7 +62,8 @@ def paired_bootstrap(a, b, statistic: str | Callable = "mean", n_resamples: int 
             tensor ``(R, n)`` to ``(R,)`` along its last dimension.
         n_resamples: number of bootstrap resamples (default 10,000).
         level: coverage of the interval, in (0, 1) (default 0.95).
-        seed: seed of the ``torch.Generator`` that draws the resamples; the same seed gives the same interval.
+        seed: for the resamples: an int (default 0; the same seed gives the same interval), a ``torch.Generator``
+            (advanced) or ``None`` (fresh randomness from torch's global RNG; see :mod:`course_lib._rng`).
     """
     a = torch.as_tensor(a).detach().double().cpu()
     b = torch.as_tensor(b).detach().double().cpu()
@@ -74,10 +83,22 @@ def paired_bootstrap(a, b, statistic: str | Callable = "mean", n_resamples: int 
         if statistic not in _STATISTICS:
             raise ValueError(f"statistic must be one of {sorted(_STATISTICS)} or a function, got {statistic!r}")
         statistic = _STATISTICS[statistic]
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(n, (n_resamples, n), generator=gen)
+    gen = generator(seed)
+    idx = integers(0, n, (n_resamples, n), gen, a.device)
     diffs = statistic(a[idx]) - statistic(b[idx])
     alpha = (1 - level) / 2
     low, high = diffs.quantile(torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
     estimate = statistic(a[None]) - statistic(b[None])
     return Interval(float(estimate[0]), float(low), float(high), n)
+
+
+def summarize(scores, statistic: str = "mean") -> float:
+    """One number for a column of per-item scores: their mean or median (``"mean"``, ``"median"``: the midpoint of
+    the two middle values for an even count, as in :func:`paired_bootstrap`), NaN items left out."""
+    v = torch.as_tensor(scores).detach().double().cpu().flatten()
+    if statistic not in _STATISTICS:
+        raise ValueError(f"statistic must be one of {sorted(_STATISTICS)}, got {statistic!r}")
+    v = v[~v.isnan()]
+    if v.numel() == 0:
+        raise ValueError("no score without NaN to summarize")
+    return float(_STATISTICS[statistic](v))

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ._batches import logits_in_batches
 from ._validate import check_images, check_labels, check_model
 
-__all__ = ["train", "accuracy", "predict", "predict_labels"]
+__all__ = ["train", "accuracy", "predict", "predict_labels", "calibration", "count_images"]
 
 
 def train(model: nn.Module, loader, epochs: int, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -106,3 +106,65 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     check_labels(y, len(x), device=x.device)
     check_model(model, x)
     return float((logits_in_batches(model, x, batch_size).argmax(1) == y).float().mean())
+
+
+def calibration(probs: torch.Tensor, y: torch.Tensor, n_bins: int = 10) -> dict:
+    """How far confidence is from accuracy (Guo et al., 2017): the data of a reliability diagram.
+
+    The confidence of a prediction is its largest probability, ``c_i = max_k p_ik``, the prediction
+    ``argmax_k p_ik``. The interval [0, 1] is cut into ``n_bins`` equal bins (the first closed, the others
+    half-open on the left, ``(a, b]``); in each bin ``B_m``::
+
+        conf_m = mean_{i in B_m} c_i          acc_m = mean_{i in B_m} [argmax_k p_ik == y_i]
+        ECE    = sum_m |B_m| / N * |acc_m - conf_m|          (expected calibration error)
+
+    ``probs``: ``(N, K)`` probabilities (rows summing to 1, e.g. ``softmax(logits)``); ``y``: ``(N,)`` labels.
+    Returns a dict of CPU tensors ``edges`` ``(n_bins + 1,)``, ``confidence``, ``accuracy`` (NaN in empty bins)
+    and ``count`` ``(n_bins,)``, and the floats ``ece``, ``mean_confidence`` and ``overall_accuracy``.
+    """
+    if not isinstance(probs, torch.Tensor) or probs.dim() != 2 or not probs.is_floating_point():
+        raise ValueError(f"probs must be a float tensor (N, K) of probabilities, got "
+                         f"{getattr(probs, 'shape', type(probs).__name__)}")
+    p = probs.detach().cpu().double()
+    if bool((p < 0).any()) or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
+        raise ValueError("probs must be probabilities: non-negative rows that sum to 1 (apply softmax to logits)")
+    check_labels(y, len(p), device=probs.device)
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    conf, pred = p.max(1)
+    correct = (pred == y.cpu()).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    # bin m holds (edges[m], edges[m + 1]]; a confidence of exactly 0 cannot occur (max of K >= 1 probabilities)
+    which = (torch.bucketize(conf, edges[1:-1], right=False)).clamp(0, n_bins - 1)
+    count = torch.bincount(which, minlength=n_bins)
+    conf_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, which, conf)
+    acc_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, which, correct)
+    nonzero = count > 0
+    mean_conf = torch.where(nonzero, conf_sum / count.clamp_min(1), torch.tensor(float("nan"), dtype=torch.float64))
+    mean_acc = torch.where(nonzero, acc_sum / count.clamp_min(1), torch.tensor(float("nan"), dtype=torch.float64))
+    ece = float((count[nonzero] / len(p) * (mean_acc[nonzero] - mean_conf[nonzero]).abs()).sum())
+    return {"edges": edges, "confidence": mean_conf, "accuracy": mean_acc, "count": count, "ece": ece,
+            "mean_confidence": float(conf.mean()), "overall_accuracy": float(correct.mean())}
+
+
+def count_images(model: nn.Module, fn: Callable):
+    """Run ``fn()`` and count the images that pass through ``model``'s forward pass meanwhile (a forward
+    pre-hook adds the batch size of every call; the hook is removed afterwards, also on an error).
+
+    Returns ``(fn(), count)``: e.g. ``count_images(model, lambda: saliency(model, x))`` gives the map and 1 for
+    one image. The cost of an explanation or an attack in forward passes, counted rather than believed."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(fn):
+        raise TypeError("fn must be a callable without arguments, e.g. lambda: saliency(model, x)")
+    seen = [0]
+
+    def hook(module, inputs):
+        seen[0] += int(inputs[0].shape[0]) if inputs and isinstance(inputs[0], torch.Tensor) else 0
+
+    handle = model.register_forward_pre_hook(hook)
+    try:
+        result = fn()
+    finally:
+        handle.remove()
+    return result, seen[0]

@@ -263,6 +263,50 @@ def show_attack(model, x: torch.Tensor, x_adv: torch.Tensor, eps: float, class_n
     return fig
 
 
+def attack_grid(model, x: torch.Tensor, y: torch.Tensor, advs: dict, eps: float, class_names=None,
+                title: str | None = None, size: float = 1.25, photos: bool = False):
+    """A grid of several images under several attacks: the originals, then for each attack (``advs``: name ->
+    ``x_adv`` of ``x``'s shape) its perturbation amplified by :func:`amplify_perturbation`,
+    ``0.5 + (x_adv - x) / (2 eps)``, labelled ``"<name> δ"``, and its adversarial images. Every image (not the
+    perturbations) is titled with the model's prediction, green when it equals ``y``, red otherwise.
+
+    Kinds in rows and images in columns; ``photos=True`` transposes (images in rows), for a few large photos.
+    ``size`` is the side of one panel in inches. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .plot import show_images
+
+    check_images(x)
+    check_model(model, x)
+    if not isinstance(advs, dict) or not advs:
+        raise ValueError("advs must be a non-empty dict: attack name -> adversarial images")
+    for name, x_adv in advs.items():
+        if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
+            raise ValueError(f"advs[{name!r}] must be a tensor of x's shape {tuple(x.shape)}, got "
+                             f"{tuple(x_adv.shape) if isinstance(x_adv, torch.Tensor) else type(x_adv).__name__}")
+    kinds = [("original", x)]
+    for name, x_adv in advs.items():
+        kinds += [(f"{name} δ", amplify_perturbation(x_adv - x, eps)), (name, x_adv)]
+    shape = (len(x), len(kinds)) if photos else (len(kinds), len(x))
+    fig, axes = plt.subplots(*shape, figsize=(size * shape[1] + 0.6, 1.15 * size * shape[0]), squeeze=False)
+    for j, (name, imgs) in enumerate(kinds):
+        panels = axes[:, j] if photos else axes[j]
+        is_delta = name.endswith("δ")
+        with torch.no_grad():
+            preds = None if is_delta else model(imgs).argmax(1)
+        show_images(imgs, labels=None if is_delta else y, class_names=class_names, axes=panels, preds=preds)
+        anchor = panels[-1] if photos else panels[0]
+        if photos:
+            anchor.text(0.5, -0.06, name, rotation=0, ha="center", va="top", transform=anchor.transAxes)
+        else:
+            anchor.text(-0.12, 0.5, name, rotation=90, ha="right", va="center", transform=anchor.transAxes)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_max: float | None = None,
                     steps: int = 10, seed: int = 0):
     """A widget: pick an image of ``x``, an attack (FGSM or PGD) and a budget ``eps``; see the original, the
@@ -302,4 +346,5 @@ def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_m
     return W.VBox([W.HBox([pick, kind, eps]), out])
 
 
-__all__ += ["ATTACK_NAMES", "attack_view", "amplify_perturbation", "show_attack", "attack_explorer"]
+__all__ += ["ATTACK_NAMES", "attack_view", "amplify_perturbation", "show_attack", "attack_grid",
+            "attack_explorer"]

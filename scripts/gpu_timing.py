@@ -18,21 +18,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import course_lib  # noqa: E402
 from course_lib.attacks import Oracle, carlini_wagner, fgsm, pgd, square_attack  # noqa: E402
 from course_lib.data import load_imagenet_samples, load_mnist  # noqa: E402
 from course_lib.explain import grad_cam, integrated_gradients, occlusion, saliency, smoothgrad  # noqa: E402
 from course_lib.models import load_model  # noqa: E402
 
 REPEATS = 3
-
-
-def accelerator():
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return None
 
 
 def sync(device):
@@ -80,7 +72,7 @@ def main(argv: list[str]) -> int:
     n_digits, n_photos = (16, 2) if quick else (256, 8)
     if quick:
         REPEATS = 1
-    acc = accelerator()
+    acc = course_lib.accelerator()
     devices = [torch.device("cpu")] + ([acc] if acc is not None else [])
     xm, ym = load_mnist("test")
     xi, yi = load_imagenet_samples()

@@ -56,3 +56,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_choice_record():
+    """check_choice allows one attempt per question and kernel: every test starts with a clean record."""
+    import course_lib.homework as hw
+
+    hw._MISSED.clear()
+    yield
+    hw._MISSED.clear()

@@ -125,6 +125,17 @@ def test_on_mnist_cnn_every_baseline_stays_in_the_ball_and_is_seeded(mnist_cnn, 
         blind_baselines(mnist_cnn, x, y, -0.1)
     with pytest.raises(ValueError, match="corruption"):
         blind_baselines(mnist_cnn, x, y, 0.1, corruptions=("fog",))
+    # seed=None means what it means everywhere (course_lib._rng): fresh draws, reproduced by the global seed
+    # (draws=1 on images near the boundary: the per-image noise result changes between two fresh calls)
+    x_edge = (x + 0.15).clamp(0, 1)
+    torch.manual_seed(5)
+    c = blind_baselines(mnist_cnn, x_edge, y, 0.2, draws=1, seed=None, corruptions=("gaussian_noise",))
+    torch.manual_seed(5)
+    d = blind_baselines(mnist_cnn, x_edge, y, 0.2, draws=1, seed=None, corruptions=("gaussian_noise",))
+    assert all(torch.equal(c[k], d[k]) for k in c)
+    fresh = [blind_baselines(mnist_cnn, x, y, 0.06, draws=1, seed=None, corruptions=())["random noise"]
+             for _ in range(4)]
+    assert any(not torch.equal(fresh[0], f) for f in fresh[1:])
 
 
 def test_plot_curves_draws_the_baselines_dashed():

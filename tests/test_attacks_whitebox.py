@@ -538,3 +538,62 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="training mode"):
         pgd(model, x, y, 0.1, 0.01, 3)
     model.eval()
+
+
+# --------------------------------------------------------------------------- loss_slice (lesson 07's landscapes)
+def test_loss_slice_is_the_cross_entropy_at_each_point():
+    from course_lib.attacks import loss_slice
+
+    model, x = tiny_cnn(), images(3)
+    y = torch.tensor([0, 1, 3])
+    d = torch.randn(3, 2, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+    ts = [-0.3, 0.0, 0.1, 0.25]
+    x_before, d_before, snap = x.clone(), d.clone(), snapshot(model)
+    out = loss_slice(model, x, y, d, ts)
+    assert out.shape == (3, 2, 4) and not out.requires_grad
+    assert torch.equal(x, x_before) and torch.equal(d, d_before)
+    assert_untouched(model, snap)
+    with torch.no_grad():
+        for b in range(3):
+            for k in range(2):
+                for j, t in enumerate(ts):
+                    point = (x[b] + t * d[b, k]).clamp(0, 1)[None]
+                    ref = F.cross_entropy(model(point), y[b:b + 1])
+                    assert torch.allclose(out[b, k, j], ref, atol=1e-5)
+        # t = 0 is the clean loss along every direction; without the clip the points leave [0, 1]
+        clean = F.cross_entropy(model(x), y, reduction="none")
+    assert torch.allclose(out[:, :, 1], clean[:, None].expand(3, 2), atol=1e-5)
+    free = loss_slice(model, x, y, d, ts, clip=False)
+    with torch.no_grad():
+        ref = F.cross_entropy(model(x + 0.25 * d[:, 0]), y, reduction="none")
+    assert torch.allclose(free[:, 0, 3], ref, atol=1e-5)
+    # one direction per image may come as (B, C, H, W)
+    assert torch.allclose(loss_slice(model, x, y, d[:, 0], ts), out[:, :1], atol=1e-6)
+
+
+def test_loss_slice_is_linear_on_a_linear_model_without_clip():
+    """On a linear classifier with two classes the logit margin is affine in t; the CE is softplus of it."""
+    from course_lib.attacks import loss_slice
+
+    model = linear_model(k=2)
+    x = images(2, shape=(1, 4, 4), dtype=torch.float64)
+    y = torch.tensor([0, 1])
+    d = torch.sign(torch.randn(2, *x.shape[1:], generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    ts = torch.linspace(-1, 1, 9, dtype=torch.float64)
+    ce = loss_slice(model, x, y, d, ts, clip=False)[:, 0]
+    margin = torch.log(torch.expm1(ce))  # CE = softplus(-m) with m the margin: log(exp(CE) - 1) = -m, affine in t
+    second = margin[:, 2:] - 2 * margin[:, 1:-1] + margin[:, :-2]
+    assert torch.allclose(second, torch.zeros_like(second), atol=1e-8)
+
+
+def test_loss_slice_validates():
+    from course_lib.attacks import loss_slice
+
+    model, x = tiny_cnn(), images(2)
+    y = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="directions must have shape"):
+        loss_slice(model, x, y, torch.zeros(2, 1, 3, 6, 6), [0.0])
+    with pytest.raises(ValueError, match="ts must be"):
+        loss_slice(model, x, y, torch.zeros_like(x), [])
+    with pytest.raises(ValueError, match="training mode"):
+        loss_slice(model.train(), x, y, torch.zeros_like(x), [0.0])

@@ -27,17 +27,7 @@ from course_lib.data import load_mnist
 from course_lib.explain import grad_cam, integrated_gradients, occlusion, saliency, smoothgrad
 from course_lib.models import load_model
 
-
-def _accelerator():
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return None
-
-
-ACCEL = _accelerator()
+ACCEL = course_lib.accelerator()
 pytestmark = pytest.mark.skipif(ACCEL is None, reason="device parity needs a GPU (CUDA or MPS); none here: run "
                                                       "scripts/gpu_check.sh on a machine that has one")
 

@@ -371,3 +371,14 @@ def test_captum_conventions_by_hand_on_mnist_cnn(mnist_cnn, digits):
     expected = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1)).detach()
     assert expected.shape == (3, 7, 7) and (expected.flatten(1).amax(1) > 0).all()
     torch.testing.assert_close(grad_cam(mnist_cnn, x, upsample=False), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_occlusion_costs_one_clean_pass_plus_one_image_per_window(mnist_cnn, mnist_test):
+    """1 + ceil((H - k)/s + 1)^2 images per explained image (lesson 01 counts it), for a logit and for a layer."""
+    from course_lib.explain import occlusion
+    from course_lib.training import count_images
+
+    x = mnist_test[0][:2]
+    for kw in ({}, {"layer": "features.relu5"}):
+        _, n = count_images(mnist_cnn, lambda kw=kw: occlusion(mnist_cnn, x, window=8, stride=4, progress=False, **kw))
+        assert n == 2 * (1 + 6 * 6), kw

@@ -35,18 +35,30 @@ def one_per_image(x, sigma, generator):
     return (x + sigma * torch.randn(x.shape[0], 1, 1, 1, generator=generator)).clamp(0, 1)
 
 
+def same_for_every_image(x, sigma, generator):  # one (1, C, H, W) draw, broadcast over the batch
+    return (x + sigma * torch.randn((1, *x.shape[1:]), generator=generator)).clamp(0, 1)
+
+
+def other_random_numbers(x, sigma, generator):  # right, with another recipe: a Box-Muller normal
+    u1, u2 = torch.rand(x.shape, generator=generator), torch.rand(x.shape, generator=generator)
+    z = (-2 * torch.log1p(-u1)).sqrt() * torch.cos(2 * torch.pi * u2)
+    return torch.clamp(x + sigma * z, 0.0, 1.0)
+
+
 def centred_uniform(x, sigma, generator):  # right mean and std, wrong distribution
     return (x + sigma * 3**0.5 * (2 * torch.rand(x.shape, generator=generator) - 1)).clamp(0, 1)
 
 
-def test_gaussian_noise_accepts_the_definition(capsys):
-    hw.check_gaussian_noise(right)
+@pytest.mark.parametrize("fn", [right, other_random_numbers])
+def test_gaussian_noise_accepts_the_definition(fn, capsys):
+    hw.check_gaussian_noise(fn)
     assert "correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("fn, match", [
     (uniform, "mean 0"), (variance_not_std, "standard deviation 0.1"), (no_clip, r"\[0, 1\]"),
     (in_place, "in place"), (unseeded, "same generator seed"), (one_per_image, "constant within each image"),
+    (same_for_every_image, "same noise pattern"),
     (centred_uniform, "does not look Gaussian"), (lambda x, s, g: x, "no noise"),
     (lambda x, s, g: right(x, s, g)[0], "shape"),
 ])
@@ -93,9 +105,12 @@ def test_corrupted_accuracy_rejects(setting):
 def test_check_choice(capsys):
     hw.check_choice("00_noise_confidence", "plausibility")
     hw.check_choice("00_rotation", " Generalisation ")
-    with pytest.raises(AssertionError, match="is not it"):
-        hw.check_choice("00_noise_confidence", "explainability")
-    with pytest.raises(AssertionError, match="one of"):
-        hw.check_choice("00_rotation", "overfitting")
+    hw.check_choice("00_rotation", "generalisation")              # a right answer may be checked again
+    with pytest.raises(AssertionError, match="one of"):             # a typo costs no attempt ...
+        hw.check_choice("07_targeted", "overfitting")
+    with pytest.raises(AssertionError, match="is not it. The answer is 'targeted'"):   # ... a wrong option does
+        hw.check_choice("07_targeted", "untargeted")
+    with pytest.raises(AssertionError, match="already answered with 'untargeted'.*You have it now"):
+        hw.check_choice("07_targeted", "targeted")                  # no second try: guessing would always win
     with pytest.raises(KeyError):
         hw.check_choice("99_nothing", "a")

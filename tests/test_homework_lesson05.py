@@ -177,3 +177,125 @@ def test_permutation_accepts_the_library():
 def test_permutation_rejects(fn, message):
     with pytest.raises(AssertionError, match=message):
         hw.check_permutation_shapley(fn)
+
+
+# --------------------------------------------------------------------------- LIME's weighted fit
+def _design(masks):
+    z = masks.double()
+    return torch.cat([torch.ones(len(z), 1, dtype=torch.float64), z], 1)
+
+
+def _penalty(n, alpha, intercept=False):
+    p = alpha * torch.eye(n + 1, dtype=torch.float64)
+    if not intercept:
+        p[0, 0] = 0
+    return p
+
+
+def fit_normal_equations(masks, values, weights, alpha=1e-3):  # the lesson's solution
+    x = _design(masks)
+    beta = torch.linalg.solve(x.T @ (weights[:, None] * x) + _penalty(masks.shape[1], alpha),
+                              x.T @ (weights * values))
+    return beta[0], beta[1:]
+
+
+def fit_lstsq(masks, values, weights, alpha=1e-3):
+    # a different correct route: rows scaled by sqrt(w), the ridge term as extra rows sqrt(alpha) e_i, lstsq
+    x, r = _design(masks), weights.sqrt()
+    n = masks.shape[1]
+    extra = torch.cat([torch.zeros(n, 1, dtype=torch.float64), alpha ** 0.5 * torch.eye(n, dtype=torch.float64)], 1)
+    a = torch.cat([r[:, None] * x, extra])
+    y = torch.cat([r * values, torch.zeros(n, dtype=torch.float64)])
+    beta = torch.linalg.lstsq(a, y[:, None], driver="gelsd").solution[:, 0]
+    return float(beta[0]), beta[1:].tolist()           # a float and a list are accepted too
+
+
+def fit_centred_float32(masks, values, weights, alpha=1e-3):
+    # a third route: weighted means, centred data, ridge on the slopes only (as course_lib's lime), in float32
+    z, v, w = masks.float(), values.float(), weights.float()
+    zm, vm = (w @ z) / w.sum(), (w @ v) / w.sum()
+    zc, vc = z - zm, v - vm
+    c = torch.linalg.solve(zc.T @ (w[:, None] * zc) + alpha * torch.eye(z.shape[1]), zc.T @ (w * vc))
+    return vm - zm @ c, c
+
+
+def fit_unweighted(masks, values, weights, alpha=1e-3):
+    return fit_normal_equations(masks, values, torch.ones_like(weights), alpha)
+
+
+def fit_rows_times_w(masks, values, weights, alpha=1e-3):
+    return fit_lstsq(masks, values, weights ** 2, alpha)   # rows scaled by w: lstsq minimises sum w^2 r^2
+
+
+def fit_no_intercept(masks, values, weights, alpha=1e-3):
+    z = masks.double()
+    c = torch.linalg.solve(z.T @ (weights[:, None] * z) + alpha * torch.eye(z.shape[1], dtype=torch.float64),
+                           z.T @ (weights * values))
+    return 0.0, c
+
+
+def fit_weights_on_masks(masks, values, weights, alpha=1e-3):
+    x = _design(masks)
+    x[:, 1:] *= weights[:, None]
+    beta = torch.linalg.solve(x.T @ x + _penalty(masks.shape[1], alpha), x.T @ values)
+    return beta[0], beta[1:]
+
+
+def fit_weights_rhs_only(masks, values, weights, alpha=1e-3):
+    x = _design(masks)
+    beta = torch.linalg.solve(x.T @ x + _penalty(masks.shape[1], alpha), x.T @ (weights * values))
+    return beta[0], beta[1:]
+
+
+def fit_misaligned(masks, values, weights, alpha=1e-3):
+    return fit_normal_equations(masks[1:], values[:-1], weights[1:], alpha)   # v[k] paired with masks[k + 1]
+
+
+def fit_penalised_intercept(masks, values, weights, alpha=1e-3):
+    x = _design(masks)
+    beta = torch.linalg.solve(x.T @ (weights[:, None] * x) + _penalty(masks.shape[1], alpha, intercept=True),
+                              x.T @ (weights * values))
+    return beta[0], beta[1:]
+
+
+def fit_alpha_ignored(masks, values, weights, alpha=1e-3):
+    return fit_normal_equations(masks, values, weights, 0.0)
+
+
+@pytest.mark.parametrize("fn", [fit_normal_equations, fit_lstsq, fit_centred_float32])
+def test_weighted_fit_accepts_correct_fits(fn, capsys):
+    hw.check_weighted_fit(fn)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (fit_unweighted, "ignores the weights"),
+    (fit_rows_times_w, r"instead of sqrt\(w_k\)"),
+    (fit_no_intercept, "no intercept"),
+    (fit_weights_on_masks, "multiplied the masks by the weights"),
+    (fit_weights_rhs_only, "right-hand side"),
+    (fit_misaligned, "misaligned"),
+    (fit_penalised_intercept, "penalises the intercept"),
+    (fit_alpha_ignored, "ignores alpha"),
+])
+def test_weighted_fit_rejects_with_its_message(fn, message):
+    with pytest.raises(AssertionError, match=message):
+        hw.check_weighted_fit(fn)
+
+
+def test_weighted_fit_rejects_swapped_pair():
+    with pytest.raises(AssertionError, match=r"intercept|shape"):
+        hw.check_weighted_fit(lambda m, v, w, a=1e-3: tuple(reversed(fit_normal_equations(m, v, w, a))))
+
+
+def test_weighted_fit_matches_lime():
+    """The check's definition is what lime fits: the same coalitions, kernel and ridge give lime's (c, b)."""
+    from course_lib.explain import lime, lime_kernel, lime_samples, lookup_game
+
+    table = 1.0 + torch.randn(2 ** 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    c, b = lime(lookup_game(table), 6, 200, seed=3, kernel_width=0.5, return_intercept=True)
+    z = lime_samples(6, 200, seed=3)
+    v = table[(z.long() * (1 << torch.arange(6))).sum(1)]
+    mb, mc = fit_normal_equations(z, v, lime_kernel(z, 0.5), 1e-3)
+    torch.testing.assert_close(c, mc, rtol=1e-9, atol=1e-9)
+    assert float(b) == pytest.approx(float(mb), abs=1e-9)

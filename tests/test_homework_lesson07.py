@@ -165,3 +165,120 @@ def test_threat_model_questions():
         hw.check_choice("07_surrogate", "white box")
     with pytest.raises(AssertionError, match="answer with one of"):
         hw.check_choice("07_api_labels", "black")
+
+
+# --------------------------------------------------------------------------- one PGD step by hand
+def _step_grad(model, x_at, y, reduction="mean"):
+    return _grad(model, x_at, y, reduction)
+
+
+def pgd_step_right(model, x, x_adv, y, eps, alpha):
+    """The lesson's solution."""
+    stepped = x_adv + alpha * _step_grad(model, x_adv, y).sign()
+    return (x + (stepped - x).clamp(-eps, eps)).clamp(0, 1).detach()
+
+
+def pgd_step_right_other(model, x, x_adv, y, eps, alpha):
+    """Also right, written differently: a summed loss, .backward() on a detached copy of the model's input with
+    the weights' grads cleared afterwards, and torch.min/max against the box's bounds."""
+    xg = x_adv.detach().clone().requires_grad_(True)
+    F.cross_entropy(model(xg), y, reduction="sum").backward()
+    model.zero_grad(set_to_none=True)
+    stepped = x_adv + alpha * xg.grad.sign()
+    lower, upper = torch.clamp(x - eps, min=0), torch.clamp(x + eps, max=1)
+    return torch.max(torch.min(stepped, upper), lower)
+
+
+def pgd_step_library(model, x, x_adv, y, eps, alpha):
+    from course_lib.attacks import pgd_step
+    return pgd_step(x_adv, _step_grad(model, x_adv, y), x, eps, alpha)
+
+
+def pgd_step_no_clip01(model, x, x_adv, y, eps, alpha):
+    stepped = x_adv + alpha * _step_grad(model, x_adv, y).sign()
+    return x + (stepped - x).clamp(-eps, eps)
+
+
+def pgd_step_project_first(model, x, x_adv, y, eps, alpha):
+    projected = (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1)
+    return (projected + alpha * _step_grad(model, x_adv, y).sign()).clamp(0, 1)
+
+
+def pgd_step_no_projection(model, x, x_adv, y, eps, alpha):
+    return (x_adv + alpha * _step_grad(model, x_adv, y).sign()).clamp(0, 1)
+
+
+def pgd_step_l2_projection(model, x, x_adv, y, eps, alpha):
+    delta = x_adv + alpha * _step_grad(model, x_adv, y).sign() - x
+    norm = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    return (x + delta * (eps / norm).clamp(max=1)).clamp(0, 1)
+
+
+def pgd_step_rescale_linf(model, x, x_adv, y, eps, alpha):
+    delta = x_adv + alpha * _step_grad(model, x_adv, y).sign() - x
+    top = delta.flatten(1).abs().amax(1).view(-1, 1, 1, 1)
+    return (x + delta * (eps / top).clamp(max=1)).clamp(0, 1)
+
+
+def pgd_step_gradient_not_sign(model, x, x_adv, y, eps, alpha):
+    stepped = x_adv + alpha * _step_grad(model, x_adv, y)
+    return (x + (stepped - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def pgd_step_descent(model, x, x_adv, y, eps, alpha):
+    stepped = x_adv - alpha * _step_grad(model, x_adv, y).sign()
+    return (x + (stepped - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def pgd_step_grad_at_x(model, x, x_adv, y, eps, alpha):
+    stepped = x_adv + alpha * _step_grad(model, x, y).sign()
+    return (x + (stepped - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def pgd_step_in_place(model, x, x_adv, y, eps, alpha):
+    g = _step_grad(model, x_adv, y)
+    x_adv += alpha * g.sign()
+    return (x + (x_adv - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def pgd_step_train_mode(model, x, x_adv, y, eps, alpha):
+    model.train()
+    return pgd_step_right(model, x, x_adv, y, eps, alpha)
+
+
+def pgd_step_backward_leaves_grads(model, x, x_adv, y, eps, alpha):
+    xg = x_adv.detach().clone().requires_grad_(True)
+    F.cross_entropy(model(xg), y).backward()
+    stepped = x_adv + alpha * xg.grad.sign()
+    return (x + (stepped - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+def pgd_step_attached(model, x, x_adv, y, eps, alpha):
+    xg = x_adv.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y), xg)
+    return (x + (xg + alpha * g.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("fn", [pgd_step_right, pgd_step_right_other, pgd_step_library])
+def test_pgd_step_accepts_right_answers(fn, capsys):
+    hw.check_pgd_step(fn)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (pgd_step_no_clip01, r"left \[0, 1\]: after clamping delta"),
+    (pgd_step_project_first, "projection must come \\*after\\* the step"),
+    (pgd_step_no_projection, "projection must come \\*after\\* the step"),
+    (pgd_step_l2_projection, "L2 projection"),
+    (pgd_step_rescale_linf, "largest pixel is eps"),
+    (pgd_step_gradient_not_sign, "gradient itself, not its sign"),
+    (pgd_step_descent, r"\*down\* the loss"),
+    (pgd_step_grad_at_x, "gradient at the clean image x"),
+    (pgd_step_in_place, "in place"),
+    (pgd_step_train_mode, "training mode"),
+    (pgd_step_backward_leaves_grads, "gradients in the model's parameters"),
+    (pgd_step_attached, "detached"),
+])
+def test_pgd_step_rejects_wrong_answers(fn, message):
+    with pytest.raises(AssertionError, match=message):
+        hw.check_pgd_step(fn)

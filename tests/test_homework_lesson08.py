@@ -195,3 +195,93 @@ def test_questions_are_registered():
     hw.check_choice("08_kappa_transfer", "c")
     with pytest.raises(AssertionError):
         hw.check_choice("08_kappa_transfer", "a")
+
+
+# --------------------------------------------------------------------------- one step of the search over c
+def update_right(c, lower, upper, success):
+    """The lesson's solution."""
+    upper = torch.where(success, torch.minimum(upper, c), upper)
+    lower = torch.where(success, lower, torch.maximum(lower, c))
+    c = torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2)
+    return c, lower, upper
+
+
+def update_right_masks(c, lower, upper, success):
+    """Also right: boolean-mask assignments on clones, isfinite instead of isinf."""
+    c, lower, upper = c.clone(), lower.clone(), upper.clone()
+    upper[success] = torch.minimum(upper[success], c[success])
+    lower[~success] = torch.maximum(lower[~success], c[~success])
+    known = torch.isfinite(upper)
+    c[known] = (lower[known] + upper[known]) / 2
+    c[~known] = c[~known] * 10
+    return c, lower, upper
+
+
+def update_library(c, lower, upper, success):
+    from course_lib.attacks._search import ConstantSearch
+    s = ConstantSearch(1.0, len(c), dtype=c.dtype)
+    s.c, s.lower, s.upper = c.clone(), lower.clone(), upper.clone()
+    s.update(success)
+    return s.c, s.lower, s.upper
+
+
+def update_wrong_way(c, lower, upper, success):
+    return update_right(c, lower, upper, ~success)
+
+
+def update_no_free_case(c, lower, upper, success):
+    upper = torch.where(success, torch.minimum(upper, c), upper)
+    lower = torch.where(success, lower, torch.maximum(lower, c))
+    return (lower + upper) / 2, lower, upper
+
+
+def update_times_two(c, lower, upper, success):
+    upper = torch.where(success, torch.minimum(upper, c), upper)
+    lower = torch.where(success, lower, torch.maximum(lower, c))
+    return torch.where(torch.isinf(upper), c * 2, (lower + upper) / 2), lower, upper
+
+
+def update_grow_on_every_failure(c, lower, upper, success):
+    upper = torch.where(success, torch.minimum(upper, c), upper)
+    lower = torch.where(success, lower, torch.maximum(lower, c))
+    return torch.where(success, (lower + upper) / 2, c * 10), lower, upper
+
+
+def update_all_alike(c, lower, upper, success):
+    return update_right(c, lower, upper, success.all().expand_as(success))
+
+
+def update_any_alike(c, lower, upper, success):
+    return update_right(c, lower, upper, success.any().expand_as(success))
+
+
+def update_in_place(c, lower, upper, success):
+    upper[success] = torch.minimum(upper[success], c[success])
+    lower[~success] = torch.maximum(lower[~success], c[~success])
+    return torch.where(torch.isinf(upper), c * 10, (lower + upper) / 2), lower, upper
+
+
+def update_scalar(c, lower, upper, success):
+    c, lower, upper = update_right(c, lower, upper, success)
+    return c.mean(), lower, upper
+
+
+@pytest.mark.parametrize("fn", [update_right, update_right_masks, update_library])
+def test_c_update_accepts_right_answers(fn, capsys):
+    hw.check_c_update(fn)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (update_wrong_way, "wrong way round"),
+    (update_no_free_case, "inf or nan"),
+    (update_times_two, "multiplies c by 10 until the first success"),
+    (update_grow_on_every_failure, "must bisect"),
+    (update_all_alike, "every image alike"),
+    (update_any_alike, "every image alike"),
+    (update_in_place, "in place"),
+    (update_scalar, "one value per image"),
+])
+def test_c_update_rejects_wrong_answers(fn, message):
+    with pytest.raises(AssertionError, match=message):
+        hw.check_c_update(fn)

@@ -53,6 +53,29 @@ def test_heatmap_rejects_a_batch():
         plot.show_heatmap(torch.rand(1, 3, 8, 8), torch.rand(2, 8, 8))
 
 
+def test_heatmap_clip_quantile_clips_the_extreme_values_for_display():
+    heat = torch.tensor([[0.0, 1.0], [2.0, 100.0]])   # quantile 0.5 of (0, 1, 2, 100) = 1.5 (linear)
+    drawn = plot.show_heatmap(torch.rand(1, 1, 2, 2), heat, clip_quantile=0.5).images[1].get_array()
+    np.testing.assert_allclose(drawn, [[0.0, 1 / 1.5], [1.0, 1.0]])   # min(h, 1.5), then rescaled to [0, 1]
+    signed = torch.tensor([[-4.0, 1.0], [2.0, 3.0]])   # |h| = (4, 1, 2, 3): quantile 0.5 = 2.5
+    ov = plot.show_heatmap(torch.rand(1, 1, 2, 2), signed, signed=True, clip_quantile=0.5).images[1]
+    np.testing.assert_allclose(ov.get_array(), [[-2.5, 1.0], [2.0, 2.5]])
+    assert ov.get_clim() == (-2.5, 2.5)
+    unclipped = plot.show_heatmap(torch.rand(1, 1, 2, 2), heat).images[1].get_array()
+    np.testing.assert_allclose(unclipped, [[0.0, 0.01], [0.02, 1.0]])   # default: no clipping
+    with pytest.raises(ValueError, match="clip_quantile"):
+        plot.show_heatmap(torch.rand(1, 1, 2, 2), heat, clip_quantile=1.5)
+
+
+def test_outline_pixels_frames_the_block_with_a_margin():
+    _, ax = plt.subplots()
+    box = plot.outline_pixels(ax, 3, 26)   # a 2x2 mark at row 3, column 26, one pixel of margin
+    assert box.get_xy() == (24.5, 1.5) and box.get_width() == 4 and box.get_height() == 4
+    assert box in ax.patches and not box.get_fill() and box.get_linestyle() == "--"
+    tight = plot.outline_pixels(ax, 0, 0, size=1, pad=0, color="red")
+    assert tight.get_xy() == (-0.5, -0.5) and tight.get_width() == 1
+
+
 def test_plot_curves_draws_one_line_per_entry():
     ax = plot.plot_curves(range(3), {"a": [1, 0.5, 0.2], "b": [1, 0.9, 0.8]}, chance=0.1)
     assert len(ax.lines) == 3 and list(ax.lines[0].get_ydata()) == [1, 0.5, 0.2]

@@ -198,3 +198,20 @@ def test_map_statistics_keep_their_values_dtype_and_device():
         z = (x + d.float()).clamp(0, 1)
         worst = torch.maximum(worst, (explain(z).double() - phi).norm(dim=1) / phi.norm(dim=1))
     torch.testing.assert_close(out, worst.float())
+
+
+def test_perturbation_norm_matches_hand_computed_sizes():
+    from course_lib.attacks import perturbation_norm
+
+    x = torch.zeros(2, 1, 2, 2)
+    x_adv = x.clone()
+    x_adv[0, 0, 0, 0], x_adv[0, 0, 1, 1] = 0.3, -0.4      # ||.||_2 = 0.5, ||.||_inf = 0.4
+    x_adv[1, 0, 0, 1] = 0.2
+    before = x_adv.clone()
+    assert torch.allclose(perturbation_norm(x_adv, x), torch.tensor([0.5, 0.2]))
+    assert torch.allclose(perturbation_norm(x_adv, x, norm="linf"), torch.tensor([0.4, 0.2]))
+    assert torch.equal(x_adv, before)
+    with pytest.raises(ValueError, match="same shape"):
+        perturbation_norm(x_adv[:1], x)
+    with pytest.raises(ValueError, match="norm"):
+        perturbation_norm(x_adv, x, norm="l1")

@@ -69,3 +69,17 @@ def test_seed_and_nan_and_callable():
 def test_rejects_bad_arguments(kw, message):
     with pytest.raises(ValueError, match=message):
         paired_bootstrap(**kw)
+
+
+def test_paired_bootstrap_seed_means_what_it_means_everywhere():
+    from course_lib.stats import paired_bootstrap
+
+    a, b = torch.arange(30.0), torch.arange(30.0).flip(0) * 0.5
+    assert paired_bootstrap(a, b, seed=3) == paired_bootstrap(a, b, seed=3)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert paired_bootstrap(a, b, seed=g1) == paired_bootstrap(a, b, seed=g2)
+    torch.manual_seed(1)
+    first = paired_bootstrap(a, b, n_resamples=200, seed=None)
+    torch.manual_seed(1)
+    assert paired_bootstrap(a, b, n_resamples=200, seed=None) == first
+    assert paired_bootstrap(a, b, n_resamples=200, seed=None) != first     # fresh draws otherwise

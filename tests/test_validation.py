@@ -134,10 +134,10 @@ def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     """device() reads the availability flags in order; they are patched, so every branch runs on any machine."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert course_lib.device() == torch.device("cuda")
+    assert course_lib.device() == course_lib.accelerator() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert course_lib.device() == torch.device("mps")
+    assert course_lib.device() == course_lib.accelerator() == torch.device("mps")
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert course_lib.device() == torch.device("cpu")
+    assert course_lib.device() == torch.device("cpu") and course_lib.accelerator() is None
     monkeypatch.delattr(torch.backends, "mps")  # a torch built without the MPS backend
-    assert course_lib.device() == torch.device("cpu")
+    assert course_lib.device() == torch.device("cpu") and course_lib.accelerator() is None

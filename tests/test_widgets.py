@@ -286,3 +286,40 @@ def test_attack_explorer_on_colour_images_defaults_to_a_small_budget():
     np.testing.assert_array_equal(drawn_image(axes[2]), to_numpy_image(x_adv))
     assert float((x_adv - x[:1]).abs().max()) == pytest.approx(eps.value, abs=1e-6)
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- attack_grid (lesson 07)
+from course_lib.widgets import attack_grid  # noqa: E402
+
+
+@pytest.mark.parametrize("photos", [False, True])
+def test_attack_grid_draws_originals_perturbations_and_adversarials(model, mnist_test, photos):
+    x, y = mnist_test[0][:3], mnist_test[1][:3]
+    eps = 0.2
+    advs = {"FGSM": fgsm(model, x, y, eps), "PGD": pgd(model, x, y, eps, 0.05, 3, seed=0)}
+    x_before = x.clone()
+    fig = attack_grid(model, x, y, advs, eps, [f"d{i}" for i in range(10)], title="grid", photos=photos)
+    assert torch.equal(x, x_before) and not model.training
+    assert len(fig.axes) == 3 * 5 and fig._suptitle.get_text() == "grid"
+    grid = np.array(fig.axes).reshape((3, 5) if photos else (5, 3))
+    kinds = grid.T if photos else grid          # kinds in rows: original, FGSM δ, FGSM, PGD δ, PGD
+    for i in range(3):
+        np.testing.assert_allclose(drawn_image(kinds[0, i]), to_numpy_image(x[i]), atol=1e-6)
+        np.testing.assert_allclose(drawn_image(kinds[1, i]),
+                                   to_numpy_image(amplify_perturbation(advs["FGSM"][i] - x[i], eps)), atol=1e-6)
+        np.testing.assert_allclose(drawn_image(kinds[4, i]), to_numpy_image(advs["PGD"][i]), atol=1e-6)
+        # images carry the model's prediction (green when right, red when wrong); perturbations carry none
+        pred = int(model(advs["PGD"][i:i + 1]).argmax(1))
+        assert kinds[4, i].get_title().startswith(f"d{pred}")
+        assert kinds[3, i].get_title() == ""
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert labels == ["original", "FGSM δ", "FGSM", "PGD δ", "PGD"]
+    plt.close(fig)
+
+
+def test_attack_grid_rejects_bad_advs(model, mnist_test):
+    x, y = mnist_test[0][:2], mnist_test[1][:2]
+    with pytest.raises(ValueError, match="non-empty dict"):
+        attack_grid(model, x, y, {}, 0.1)
+    with pytest.raises(ValueError, match="x's shape"):
+        attack_grid(model, x, y, {"FGSM": x[:1]}, 0.1)

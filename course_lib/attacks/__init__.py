@@ -3,6 +3,7 @@
 White-box attacks see the model and its gradients; each module holds one attack, with the formula and the
 paper in its docstring:
 
+* :mod:`.linear`    the exact worst case of a linear classifier in the L-infinity ball (closed form)
 * :mod:`.fgsm`      the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, 2015)
 * :mod:`.pgd`       Projected Gradient Descent, L-infinity and L2 (Madry et al., 2018): :func:`pgd_step`,
                     :func:`project_linf`, :func:`project_l2` are the algorithm, :func:`pgd` the bookkeeping
@@ -26,20 +27,22 @@ adversarial images only, detached, on the input's device, in ``[0, 1]`` and insi
 model's mode, its parameters' ``requires_grad`` and ``.grad`` and its inputs untouched.
 """
 from .baselines import BLIND_CORRUPTIONS, baseline_sweep, blind_baselines, project_to_ball
-from .boundary import boundary_attack, noise_start
+from .boundary import boundary_attack, boundary_proposal, noise_start
 from .cw import carlini_wagner
-from .evaluate import attack_sweep, noise_success_rate, success_mask, success_rate, transfer
+from .evaluate import attack_sweep, noise_success_rate, perturbation_norm, success_mask, success_rate, transfer
 from .fgsm import fgsm
 from .hsj import hop_skip_jump
+from .linear import linear_worst_case
 from .oracle import Oracle, QueryBudgetExceeded
-from .patch import apply_patch, patch_success, place_patch, train_patch
-from .pgd import pgd, pgd_step, project_l2, project_linf
+from .patch import apply_patch, patch_success, place_patch, sample_transforms, train_patch
+from .pgd import loss_slice, pgd, pgd_step, project_l2, project_linf
 from .square import square_attack
-from .zoo import zoo
+from .zoo import oracle_margin, zoo
 
-__all__ = ["fgsm", "pgd", "pgd_step", "project_linf", "project_l2",
-           "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask",
+__all__ = ["linear_worst_case", "fgsm", "pgd", "pgd_step", "project_linf", "project_l2", "loss_slice",
+           "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask", "perturbation_norm",
            "noise_success_rate", "blind_baselines", "baseline_sweep", "project_to_ball",
            "BLIND_CORRUPTIONS",
            "train_patch", "apply_patch", "place_patch", "patch_success", "Oracle", "QueryBudgetExceeded",
-           "boundary_attack", "noise_start", "zoo", "hop_skip_jump", "square_attack"]
+           "boundary_attack", "noise_start", "zoo", "hop_skip_jump", "square_attack",
+           "sample_transforms", "oracle_margin", "boundary_proposal"]

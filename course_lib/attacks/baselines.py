@@ -38,6 +38,7 @@ import math
 import torch
 from torch import nn
 
+from .._rng import generator, integers
 from .._validate import check_images, check_in, check_labels, check_model
 from ..corruptions import CORRUPTIONS, corrupt
 from .evaluate import noise_success_rate, success_mask
@@ -85,7 +86,8 @@ def blind_baselines(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
         eps: the attack's budget (``>= 0``), in pixel units of the ``norm``.
         norm: ``"linf"`` (default) or ``"l2"``.
         draws: random perturbations per image for ``"random noise"`` (default 20).
-        seed: int or ``torch.Generator`` for the random draws and the noise corruption (default 0).
+        seed: for the random draws and the noise corruption: an int (default 0), a ``torch.Generator`` (advanced)
+            or ``None`` (fresh randomness from torch's global RNG; see :mod:`course_lib._rng`).
         corruptions: names of :data:`course_lib.corruptions.CORRUPTIONS` to project (default brightness,
             contrast, gaussian_noise, gaussian_blur); ``()`` for none.
         severities: the severities of each corruption (default 1, 3, 5).
@@ -104,10 +106,12 @@ def blind_baselines(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     names = list(corruptions)
     for name in names:
         check_in(name, set(CORRUPTIONS), "corruption")
+    if seed is None:  # fresh randomness, as everywhere in course_lib (course_lib._rng): one draw of the global RNG
+        seed = int(generator(None).initial_seed())
     if isinstance(seed, torch.Generator):
-        corruption_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seed, device=seed.device))
+        corruption_seed = int(integers(0, 2**31 - 1, (1,), seed))
     else:
-        corruption_seed = 0 if seed is None else int(seed)
+        corruption_seed = int(seed)
     x = x.detach()
 
     def correct(x_prime):

@@ -3,8 +3,8 @@ model's final labels. It starts from an image that is already adversarial and wa
 towards the original, shrinking the perturbation while staying adversarial.
 
 The parts, each short: :func:`noise_start` (an adversarial starting point from noise), :func:`_bisect` (the segment
-search that puts the start near the boundary), :func:`_propose` (one step of the walk, the paper's equations) and
-:func:`_adapt` (the step-size rule)."""
+search that puts the start near the boundary), :func:`_propose` (one step of the walk, the paper's equations; public as
+:func:`boundary_proposal`) and :func:`_adapt` (the step-size rule)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from ._common import check_positive, expand, per_image_norm
 from ._search import keep_closest
 from .oracle import begin_attack
 
-__all__ = ["boundary_attack", "noise_start"]
+__all__ = ["boundary_attack", "noise_start", "boundary_proposal"]
 
 # a walk that has not gained 5 % in its first 400 steps is stuck. Measured on mnist_cnn (20 held-out digits, seed 0):
 # after 400 steps every walk on a digit other than 8 had gained 8 % or more, the walks on the two 8s 1.6 % or less:
@@ -240,6 +240,44 @@ class _Walk:
         for v in self.stats.values():
             v[idx] = 0
         self.origin[idx] = per_image_norm(adv[idx] - self.x[idx])
+
+
+def boundary_proposal(x: torch.Tensor, x_adv: torch.Tensor, delta, epsilon, seed=None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One proposal of the Boundary attack per image (Brendel et al., 2018), with ``d = ||x' - x||_2``::
+
+        eta   ~ N(0, I) minus its component along x' - x, scaled to ||eta|| = delta d
+        x_s   = clip( x + (x' + eta - x) d / ||x' + eta - x|| )        (orthogonal step, onto the sphere of radius d)
+        x_new = clip( x_s + s (x - x_s) ),  s such that ||x_new - x|| = (1 - epsilon) d   (source step)
+
+    The walk of :func:`boundary_attack` asks the oracle whether ``x_new`` is still adversarial; this function
+    asks nothing.
+
+    Args:
+        x: the originals ``(B, C, H, W)`` in ``[0, 1]``.
+        x_adv: the current adversarial points ``x'``, same shape, different from ``x``.
+        delta: the orthogonal step size, a float or a tensor ``(B,)``.
+        epsilon: the source step size in ``[0, 1]``, a float or a tensor ``(B,)``.
+        seed: the noise: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator`` (continued).
+
+    Returns:
+        ``(x_s, x_new)``, each ``(B, C, H, W)``, detached; the inputs are not changed.
+    """
+    check_images(x)
+    check_images(x_adv)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must have x's shape {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    steps = []
+    for value, name in ((delta, "delta"), (epsilon, "epsilon")):
+        t = torch.as_tensor(value, dtype=x.dtype, device=x.device).detach()
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        if t.shape != (x.shape[0],) or not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+            raise ValueError(f"{name} must be a number >= 0 or a tensor of shape ({x.shape[0]},), got {value!r}")
+        steps.append(t)
+    if bool((steps[1] > 1).any()):
+        raise ValueError(f"epsilon must be at most 1 (a step past x), got {epsilon!r}")
+    return _propose(x.detach(), x_adv.detach(), steps[0], steps[1], generator(seed))
 
 
 def _propose(xo: torch.Tensor, xa: torch.Tensor, delta: torch.Tensor, epsilon: torch.Tensor,

@@ -1,6 +1,7 @@
 """How well does an attack work? Success rates, robustness curves over eps, and transfer between models.
 
 * :func:`success_mask`, :func:`success_rate`  fooled or not, per image and on average
+* :func:`perturbation_norm`  the size of each perturbation, ``||x' - x||_2`` or ``||x' - x||_inf`` per image
 * :func:`attack_sweep`  accuracy under attack for a list of budgets eps: the robustness curve
 * :func:`noise_success_rate`  the blind baseline: how often random noise of the attack's size already succeeds
 * :func:`transfer`      craft on one model, test on another: the grey-box threat model (Papernot et al., 2016),
@@ -22,7 +23,7 @@ from .cw import carlini_wagner
 from .fgsm import fgsm
 from .pgd import pgd
 
-__all__ = ["success_mask", "success_rate", "noise_success_rate", "attack_sweep", "transfer"]
+__all__ = ["success_mask", "success_rate", "perturbation_norm", "noise_success_rate", "attack_sweep", "transfer"]
 
 
 def _rate(hits: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,24 @@ def success_mask(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targete
 def success_rate(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool = False) -> float:
     """The fraction of images in ``x_adv`` on which the attack succeeds (see :func:`success_mask`)."""
     return _rate(success_mask(model, x_adv, y, targeted)).item()
+
+
+def perturbation_norm(x_adv: torch.Tensor, x: torch.Tensor, norm: str = "l2") -> torch.Tensor:
+    """The size of each perturbation ``delta = x_adv - x``, per image, in pixel units (pixels in [0, 1])::
+
+        l2:   ||delta||_2   = sqrt(sum_i delta_i^2)        (over every channel and pixel of one image)
+        linf: ||delta||_inf = max_i |delta_i|
+
+    ``x_adv`` and ``x`` are batches of the same shape ``(B, C, H, W)``. Returns a float tensor ``(B,)`` on their
+    device; the inputs are not changed."""
+    norm = check_in(norm, {"l2", "linf"}, "norm")
+    if not (isinstance(x_adv, torch.Tensor) and isinstance(x, torch.Tensor)) or x_adv.shape != x.shape:
+        raise ValueError(f"x_adv and x must be tensors of the same shape, got {getattr(x_adv, 'shape', x_adv)} "
+                         f"and {getattr(x, 'shape', x)}")
+    if x.dim() != 4:
+        raise ValueError(f"expected batches of images (B, C, H, W), got shape {tuple(x.shape)}")
+    delta = (x_adv.detach() - x.detach()).flatten(1)
+    return delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
 
 
 # --------------------------------------------------------------------------- attacks by name

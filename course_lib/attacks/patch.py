@@ -13,6 +13,7 @@ nothing bounds how much the patch differs from the image beneath it, except that
 * :func:`train_patch`  the optimisation above, Adam on the patch's pixels, projected to ``[0, 1]``
 * :func:`apply_patch`  paste a patch (exact pixel copy) at a chosen, central or random location
 * :func:`patch_success`  how often it works: the targeted success rate at random places
+* :func:`sample_transforms`  the random places, scales and rotations that one EOT step averages over
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from .._rng import generator, integers, uniform
 from .._validate import check_count, check_images, check_model
 from ._common import check_inputs, check_positive
 
-__all__ = ["train_patch", "apply_patch", "place_patch", "patch_success"]
+__all__ = ["train_patch", "apply_patch", "place_patch", "patch_success", "sample_transforms"]
 
 
 def _check_patch(patch: torch.Tensor, x: torch.Tensor) -> None:
@@ -239,3 +240,35 @@ def patch_success(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target
         xp = apply_patch(x, patch, location="random", seed=seed + r, scale=scale)
         hits += int((logits_in_batches(model, xp, batch_size).argmax(1) == target).sum())
     return hits / (x.shape[0] * places)
+
+
+def sample_transforms(n: int, height: int, width: int, size: int, scale_range=(0.8, 1.2), max_angle: float = 22.5,
+                      seed=None, device="cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random transformations of one EOT step, as :func:`train_patch` draws them, for :func:`place_patch`::
+
+        scale_i ~ U(scale_range),  angle_i ~ U(-max_angle, max_angle) (degrees, returned in radians),
+        centre_i ~ uniform over the centres where the rotated, scaled s x s patch lies inside the image
+
+    Args:
+        n: how many transformations (one per image).
+        height, width: the images' size in pixels.
+        size: the patch's side ``s`` in pixels before scaling.
+        scale_range: ``(low, high)`` with ``0 < low <= high`` (default ``(0.8, 1.2)``).
+        max_angle: largest rotation in degrees, ``>= 0`` (default 22.5).
+        seed: ``None`` (fresh, from torch's global RNG), an int or a ``torch.Generator``.
+        device: where the tensors go (default ``"cpu"``).
+
+    Returns:
+        ``(centres (n, 2) as (row, col) in pixels, scales (n,), angles (n,) in radians)``, float32.
+    """
+    n = check_count(n, "n", minimum=1)
+    height, width, size = (check_count(v, k, minimum=1) for v, k in ((height, "height"), (width, "width"),
+                                                                      (size, "size")))
+    lo, hi = (float(v) for v in scale_range)
+    if not 0 < lo <= hi:
+        raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}")
+    if not math.isfinite(max_angle) or max_angle < 0:
+        raise ValueError(f"max_angle must be a finite number of degrees >= 0, got {max_angle!r}")
+    g = generator(seed)
+    centre, scale, angle = _random_transforms(n, height, width, size, (lo, hi), math.radians(max_angle), g, "cpu")
+    return centre.to(device), scale.to(device), angle.to(device)

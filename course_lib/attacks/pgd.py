@@ -3,7 +3,8 @@ projection back onto the eps-ball around x and onto the valid pixel range [0, 1]
 
 The algorithm is three short functions, the formula beside each: :func:`project_linf` and :func:`project_l2`
 (the projections), :func:`pgd_step` (one step). :func:`pgd` adds the bookkeeping: the random start, keeping the
-iterates that already fool the model, and restarts.
+iterates that already fool the model, and restarts. :func:`loss_slice` draws the loss along straight lines through
+an image (the landscape the attacks climb).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from .._rng import generator, normal, uniform
-from .._validate import check_count, check_in
+from .._validate import check_count, check_images, check_in, check_labels, check_model
 from ._common import (
     check_eps,
     check_inputs,
@@ -24,7 +25,7 @@ from ._common import (
     per_image_norm,
 )
 
-__all__ = ["pgd", "pgd_step", "project_linf", "project_l2", "random_start_point"]
+__all__ = ["pgd", "pgd_step", "project_linf", "project_l2", "random_start_point", "loss_slice"]
 
 
 def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -163,3 +164,47 @@ def _score(model, x_adv, y, targeted, loss):
     with torch.no_grad():
         logits = model(x_adv)
     return is_success(logits, y, targeted), objective(logits, y, targeted, loss)
+
+
+@torch.no_grad()
+def loss_slice(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor, ts,
+               clip: bool = True) -> torch.Tensor:
+    """The cross-entropy along straight lines through each image: a 1-D slice of the loss landscape::
+
+        slice[b, k, j] = L( f( clip_[0,1](x_b + t_j * d_{b,k}) ), y_b )
+
+    Along the FGSM direction ``d = sign(grad_x L)`` the loss climbs almost at once, along random signs of the same
+    size it stays flat much longer (Goodfellow et al., 2015, plot the logits along the FGSM direction for their
+    linearity argument).
+
+    Args:
+        model: classifier mapping ``[0, 1]`` images to logits, in eval mode, on ``x``'s device.
+        x: images ``(B, C, H, W)`` in ``[0, 1]``; y: LongTensor ``(B,)``, the labels of the loss.
+        directions: ``(B, K, C, H, W)``: ``K`` directions per image (or ``(B, C, H, W)`` for ``K = 1``).
+        ts: the step lengths ``t`` (pixel units along ``d``), a sequence or 1-D tensor of ``T`` floats.
+        clip: clip each point to ``[0, 1]`` (default ``True``: every point is an image).
+
+    Returns:
+        float tensor ``(B, K, T)`` on ``x``'s device (no gradients; inputs and model untouched).
+    """
+    check_images(x)
+    check_model(model, x)
+    y = check_labels(y, x.shape[0])
+    if not isinstance(directions, torch.Tensor):
+        raise ValueError(f"directions must be a tensor (B, K, C, H, W), got {type(directions).__name__}")
+    d = directions[:, None] if directions.dim() == 4 else directions
+    if d.dim() != 5 or d.shape[0] != x.shape[0] or d.shape[2:] != x.shape[1:]:
+        raise ValueError(f"directions must have shape (B, K, C, H, W) = ({x.shape[0]}, K, "
+                         f"{', '.join(map(str, x.shape[1:]))}), got {tuple(directions.shape)}")
+    ts = torch.as_tensor(ts, dtype=x.dtype, device=x.device).flatten()
+    if ts.numel() == 0 or not torch.isfinite(ts).all():
+        raise ValueError("ts must be a non-empty sequence of finite step lengths")
+    b, k = d.shape[:2]
+    out = torch.empty(b, k, ts.numel(), dtype=x.dtype, device=x.device)
+    for j, t in enumerate(ts):  # one batch of B*K points per t
+        points = (x[:, None] + t * d.to(x.dtype)).flatten(0, 1)
+        if clip:
+            points = points.clamp(0.0, 1.0)
+        logits = model(points)
+        out[:, :, j] = torch.nn.functional.cross_entropy(logits, y.repeat_interleave(k), reduction="none").view(b, k)
+    return out

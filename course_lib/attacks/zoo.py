@@ -15,7 +15,7 @@ from ._common import check_positive
 from ._search import ConstantSearch, keep_closest
 from .oracle import begin_attack
 
-__all__ = ["zoo"]
+__all__ = ["zoo", "oracle_margin"]
 
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 REGIONS = 8  # importance sampling: the attack space is cut into 8 x 8 regions per channel (the paper's choice)
@@ -233,6 +233,39 @@ def zoo(oracle, x: torch.Tensor, y: torch.Tensor, targeted: bool = False, max_qu
     last = image(w, flat_x).clamp(0.0, 1.0)
     out = torch.where(found[:, None], best, last)
     return out.view_as(x).detach()
+
+
+def oracle_margin(oracle, x: torch.Tensor, y: torch.Tensor, owner: torch.Tensor | None = None,
+                  targeted: bool = False) -> torch.Tensor:
+    """The log-probability margin that ZOO's loss clips (Chen et al., 2017, eqs. 4-5), asked of a score oracle::
+
+        untargeted:  f(x') = log p_y(x') - max_{j != y} log p_j(x')        (< 0: no longer classified as y)
+        targeted:    f(x') = max_{j != t} log p_j(x') - log p_t(x')        (< 0: classified as the target t)
+
+    Differences of log-probabilities are differences of logits, so this is C&W's logit margin, exactly.
+
+    Args:
+        oracle: an :class:`~course_lib.attacks.Oracle` with ``access="scores"``; every row of ``x`` is one query.
+        x: the images to ask about ``(N, C, H, W)`` in ``[0, 1]``.
+        y: LongTensor of labels (targets if ``targeted``): ``(N,)``, one per row, or ``(1,)`` for every row.
+        owner: LongTensor ``(N,)``: which original image each row is a query for (as for the oracle); ``None``
+            (default) lets the oracle count one query per row of its own images.
+        targeted: the targeted margin (default ``False``).
+
+    Returns:
+        a float tensor ``(N,)`` on ``x``'s device, detached.
+    """
+    if getattr(oracle, "access", None) != "scores":
+        raise ValueError("oracle_margin needs an Oracle with access='scores' (a label oracle gives no margin)")
+    check_images(x)
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape not in ((1,), (x.shape[0],)):
+        raise ValueError(f"y must be a LongTensor of shape (1,) or ({x.shape[0]},), got "
+                         f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+    logp = oracle(x, owner=owner, log=True)
+    labels = y.to(logp.device).expand(x.shape[0])
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= logp.shape[1]):
+        raise ValueError(f"y must hold class indices in [0, {logp.shape[1]}), got {labels.tolist()}")
+    return _gap(logp, labels, targeted)
 
 
 # --------------------------------------------------------------------------- pieces

@@ -18,18 +18,28 @@ One module per family, each with the formula and the paper in its docstring:
 Every function leaves the model's mode, its parameters' ``requires_grad`` and its inputs untouched, removes
 its hooks (also on error) and returns detached tensors on the input's device.
 """
-from .cam import cam, grad_cam
+from .cam import cam, grad_cam, grad_cam_ingredients, peak_distance
 from .contrast import LogitDifference, contrastive
 from .featurevis import activation_maximization, feature_maps
-from .fidelity import deletion_auc, insertion_auc, selectivity
-from .games import as_game, image_game, patch_segments, superpixel_segments
-from .lime import lime
-from .metrics import time_per_image
+from .fidelity import deletion_auc, first_crossing, insertion_auc, selectivity
+from .games import (
+                    all_coalitions,
+                    as_game,
+                    coalition,
+                    coalition_table,
+                    image_game,
+                    lookup_game,
+                    patch_segments,
+                    region_explainer,
+                    superpixel_segments,
+)
+from .lime import lime, lime_kernel, lime_samples
+from .metrics import time_per_image, timed_call
 from .occlusion import occlusion
-from .saliency import integrated_gradients, saliency, smoothgrad
+from .saliency import ig_baselines, integrated_gradients, saliency, smoothgrad
 from .sanity import edge_map, randomization_check
 from .shapley import kernel_shap, shapley_exact, shapley_permutation
-from .stability import max_sensitivity, rank_correlation
+from .stability import max_sensitivity, rank_correlation, spearman
 
 __all__ = [
     "saliency", "smoothgrad", "integrated_gradients", "cam", "grad_cam", "occlusion",
@@ -37,5 +47,7 @@ __all__ = [
     "shapley_exact", "shapley_permutation", "kernel_shap",
     "lime", "feature_maps", "activation_maximization", "deletion_auc", "insertion_auc", "max_sensitivity",
     "randomization_check", "rank_correlation", "selectivity", "time_per_image", "edge_map", "contrastive",
-    "LogitDifference",
+    "LogitDifference", "grad_cam_ingredients", "peak_distance", "ig_baselines",
+    "all_coalitions", "coalition", "coalition_table", "lookup_game", "region_explainer", "lime_kernel",
+    "lime_samples", "timed_call", "spearman", "first_crossing",
 ]

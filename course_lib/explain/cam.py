@@ -17,7 +17,7 @@ from torch import nn
 from .._validate import check_images, check_logits, check_model
 from ._common import capture, get_layer, graph_from, target_from_logits
 
-__all__ = ["cam", "grad_cam", "final_linear"]
+__all__ = ["cam", "grad_cam", "grad_cam_ingredients", "final_linear", "peak_distance"]
 
 
 def final_linear(model: nn.Module) -> nn.Linear:
@@ -126,6 +126,25 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, upsampl
     Returns:
         ``(B, H, W)`` non-negative maps (or ``(B, h, w)``), detached, on ``x``'s device.
     """
+    a, grad = grad_cam_ingredients(model, x, target, layer)
+    alpha = grad.mean((2, 3), keepdim=True)  # (B, K, 1, 1)
+    maps = (alpha * a).sum(1).clamp_min(0)
+    return _upsample(maps, x.shape[-2:]) if upsample else maps
+
+
+def grad_cam_ingredients(model: nn.Module, x: torch.Tensor, target=None, layer=None):
+    """The two ingredients of Grad-CAM at ``layer``: its feature maps and the target logit's gradient there::
+
+        A = layer's output (B, K, h, w),      dA = d y_c / d A   (B, K, h, w)
+
+    (``grad_cam`` is ``ReLU(sum_k mean_ij(dA^k) A^k)``.) One forward pass, and one backward pass that starts at
+    ``layer``; no parameter's ``.grad`` is written and the hooks are removed, also on error.
+
+    Args: as :func:`grad_cam` (``target=None`` = the predicted class, ``layer=None`` = ``model.cam_layer``).
+
+    Returns:
+        ``(A, dA)``, both detached, on ``x``'s device.
+    """
     check_images(x)
     check_model(model, x)
     module = get_layer(model, layer)
@@ -137,6 +156,30 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, upsampl
         if not score.requires_grad:
             raise ValueError("the logits do not depend on the layer's output: choose a layer on the path to them")
         (grad,) = torch.autograd.grad(score, a)
-        alpha = grad.mean((2, 3), keepdim=True)  # (B, K, 1, 1)
-        maps = (alpha * a.detach()).sum(1).clamp_min(0)
-    return _upsample(maps, x.shape[-2:]) if upsample else maps
+    return a.detach(), grad.detach()
+
+
+def peak_distance(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """How far each map's maximum lies from a given point, in pixels (a distance version of the "pointing game"
+    of Zhang et al., ECCV 2016)::
+
+        d_b = || argmax_{(r, c)} maps[b, r, c]  -  points[b] ||_2
+
+    Args:
+        maps: ``(B, H, W)`` maps (ties: the first maximum in row-major order, as ``argmax``).
+        points: ``(B, 2)`` positions ``(row, col)`` in pixel units, e.g. ``(r + 0.5, c + 0.5)`` for the centre
+            of a 2 x 2 block whose top-left pixel is ``(r, c)``.
+
+    Returns:
+        ``(B,)`` float distances on ``maps``'s device.
+    """
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a tensor (B, H, W), got {getattr(maps, 'shape', type(maps).__name__)}")
+    points = torch.as_tensor(points)
+    if points.shape != (maps.shape[0], 2):
+        raise ValueError(f"points must be (B, 2) = ({maps.shape[0]}, 2) positions (row, col), got "
+                         f"{tuple(points.shape)}")
+    w = maps.shape[2]
+    peak = maps.detach().flatten(1).argmax(1)
+    rows_cols = torch.stack([peak // w, peak % w], 1).to(torch.float32)
+    return (rows_cols - points.to(rows_cols.device, torch.float32)).norm(dim=1)

@@ -15,7 +15,7 @@ from .._blur import gaussian_blur
 from .._validate import check_in
 from ._common import prepare_target
 
-__all__ = ["deletion_auc", "insertion_auc", "selectivity"]
+__all__ = ["deletion_auc", "insertion_auc", "selectivity", "first_crossing"]
 
 
 def _pixel_scores(attribution, x: torch.Tensor) -> torch.Tensor:
@@ -170,3 +170,15 @@ def selectivity(attribution: torch.Tensor, top: float = 0.05) -> torch.Tensor:
     k = max(1, math.ceil(top * mass.shape[1] - 1e-9))
     s = mass.topk(k, dim=1).values.sum(1) / mass.sum(1)
     return s.to(a.dtype if a.is_floating_point() else torch.float32).to(a.device)
+
+
+def first_crossing(curve, fractions, threshold: float = 0.5, below: bool = True) -> float | None:
+    """The first fraction at which a deletion (or insertion) curve has crossed ``threshold``: the smallest
+    ``fractions[k]`` with ``curve[k] < threshold`` (``below=True``, deletion: the prediction is lost) or
+    ``curve[k] > threshold`` (``below=False``, insertion: it is back); ``None`` if the curve never crosses."""
+    curve, fractions = torch.as_tensor(curve).detach().cpu(), torch.as_tensor(fractions).detach().cpu()
+    if curve.dim() != 1 or curve.shape != fractions.shape:
+        raise ValueError(f"curve and fractions must be 1-D of the same length, got shapes {tuple(curve.shape)} "
+                         f"and {tuple(fractions.shape)}")
+    hit = ((curve < threshold) if below else (curve > threshold)).nonzero().flatten()
+    return float(fractions[hit[0]]) if len(hit) else None

@@ -27,7 +27,8 @@ from torch import nn
 from .._validate import check_in
 from ._common import check_batch_size, prepare_target
 
-__all__ = ["Game", "ImageGame", "as_game", "image_game", "superpixel_segments", "patch_segments"]
+__all__ = ["Game", "ImageGame", "as_game", "image_game", "superpixel_segments", "patch_segments",
+           "all_coalitions", "coalition", "coalition_table", "lookup_game", "region_explainer"]
 
 
 def check_masks(masks, n_players: int) -> torch.Tensor:
@@ -292,3 +293,68 @@ def patch_segments(x_or_size, patch, *, device=None) -> torch.Tensor:
     cols = -(-w // pw)
     rows = torch.arange(h, device=device) // ph
     return rows[:, None] * cols + (torch.arange(w, device=device) // pw)[None, :]
+
+
+# --------------------------------------------------------------------------- tables of games and explainers
+MAX_TABLE_PLAYERS = 20
+
+
+def all_coalitions(n_players: int) -> torch.Tensor:
+    """All ``2^n`` coalitions as a bool tensor ``(2^n, n)`` in binary order: row ``k`` holds player ``i`` iff bit
+    ``i`` of ``k`` is set, so row 0 is ∅ and row ``2^n - 1`` is N."""
+    if isinstance(n_players, bool) or not isinstance(n_players, int) or not 1 <= n_players <= MAX_TABLE_PLAYERS:
+        raise ValueError(f"n_players must be an int in 1..{MAX_TABLE_PLAYERS} (2^n coalitions), got {n_players!r}")
+    return (torch.arange(2 ** n_players)[:, None] >> torch.arange(n_players)) & 1 == 1
+
+
+def coalition(n_players: int, players) -> torch.Tensor:
+    """One coalition as a bool mask ``(1, n_players)``: True for the listed ``players`` (ints or a LongTensor)."""
+    if isinstance(n_players, bool) or not isinstance(n_players, int) or n_players < 1:
+        raise ValueError(f"n_players must be a positive int, got {n_players!r}")
+    idx = torch.as_tensor(players, dtype=torch.long).flatten().cpu()
+    if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n_players):
+        raise ValueError(f"players must be in 0..{n_players - 1}, got {idx.tolist()}")
+    mask = torch.zeros(1, n_players, dtype=torch.bool)
+    mask[0, idx] = True
+    return mask
+
+
+def coalition_table(game) -> torch.Tensor:
+    """``v(S)`` for all ``2^n`` coalitions of a game (one evaluation each), float64 on the CPU, indexed like
+    :func:`all_coalitions`: ``table[k]`` is the value of the coalition whose bit ``i`` is set iff player ``i`` is
+    in, so ``table[0] = v(∅)`` and ``table[-1] = v(N)``. Evaluate once, then explore with :func:`lookup_game`."""
+    n = getattr(game, "n_players", None)
+    if not callable(game) or not isinstance(n, int):
+        raise TypeError("game must be a Game with n_players (see image_game and as_game)")
+    return game(all_coalitions(n)).detach().double().cpu()
+
+
+def lookup_game(table: torch.Tensor) -> Game:
+    """The game whose value of coalition ``S`` is ``table[sum_{i in S} 2^i]``: a table of :func:`coalition_table`
+    played again without the model (the estimators cannot tell the difference), counting its evaluations."""
+    if not isinstance(table, torch.Tensor) or table.dim() != 1:
+        raise ValueError("table must be a 1-D tensor of 2^n values")
+    n = int(table.numel()).bit_length() - 1
+    if n < 1 or table.numel() != 2 ** n:
+        raise ValueError(f"table must hold 2^n values (n >= 1), got {table.numel()}")
+    table = table.detach().clone()
+    bits = 1 << torch.arange(n)
+    return as_game(lambda masks: table[(masks.long().cpu() * bits).sum(1)], n)
+
+
+def region_explainer(estimate, segments: torch.Tensor, baseline=0.0):
+    """An ``explain(model, x, target) -> (B, H, W)`` function from a game estimator: for each image, the game
+    ``image_game(model, x[i:i+1], target[i], segments, baseline)``, its players' values ``estimate(game)`` ``(n,)``
+    painted on their pixels (``values[segments]``). Lets the Shapley and LIME estimators be measured like any
+    pixel map (lesson 06)."""
+    if not callable(estimate):
+        raise TypeError(f"estimate must be a callable estimate(game) -> (n,), got {type(estimate).__name__}")
+
+    def explain(model, x, target):
+        maps = []
+        for i in range(len(x)):
+            game = image_game(model, x[i:i + 1], target[i], segments, baseline)
+            values = estimate(game).to(x.device)
+            maps.append(values[game.segments])
+        return torch.stack(maps)
+    return explain

@@ -22,7 +22,7 @@ from .sanity import edge_map, randomization_check
 from .stability import max_sensitivity, rank_correlation
 
 __all__ = ["deletion_auc", "insertion_auc", "max_sensitivity", "randomization_check", "rank_correlation",
-           "selectivity", "time_per_image", "edge_map"]
+           "selectivity", "time_per_image", "edge_map", "timed_call"]
 
 
 def time_per_image(fn, x: torch.Tensor, repeats: int = 3, warmup: int = 1) -> float:
@@ -46,3 +46,17 @@ def time_per_image(fn, x: torch.Tensor, repeats: int = 3, warmup: int = 1) -> fl
         sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) / x.shape[0]
+
+
+def timed_call(fn, x: torch.Tensor):
+    """``(fn(x), seconds per image)`` from one timed run: the result is kept, so an expensive explanation is
+    computed once and timed at the same time (no warm-up: run ``fn`` once before if one-off costs matter).
+    On CUDA the device is synchronised before and after."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError("x must be a non-empty batch tensor (B, ...)")
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    out = fn(x)
+    sync()
+    return out, (time.perf_counter() - t0) / x.shape[0]

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._rng import generator, normal
+from .._rng import generator, normal, uniform
 from .._validate import check_images, check_in, check_logits, check_model
+from ..corruptions import corrupt
 from ._common import as_baseline, check_batch_size, target_from_logits, target_gradient
 
-__all__ = ["saliency", "smoothgrad", "integrated_gradients", "quadrature", "QUADRATURE_METHODS"]
+__all__ = ["saliency", "smoothgrad", "integrated_gradients", "quadrature", "QUADRATURE_METHODS", "ig_baselines"]
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
@@ -180,3 +181,28 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     with torch.no_grad():
         gap = logits.gather(1, target[:, None]).squeeze(1) - model(base).gather(1, target[:, None]).squeeze(1)
     return attributions, attributions.flatten(1).sum(1) - gap
+
+
+def ig_baselines(x: torch.Tensor, blur_severity: int = 5, seed=0) -> dict:
+    """Three baselines ``x'`` for Integrated Gradients (compared by Sturmfels, Lundberg & Lee, Distill 2020)::
+
+        "black":          x' = 0
+        "blurred":        x' = G_s * x   (course_lib.corruptions.gaussian_blur at ``blur_severity``, default 5)
+        "uniform noise":  x' ~ U[0, 1]^{B x C x H x W}   (one draw)
+
+    The black image is the usual "absence of signal"; the blurred copy keeps the coarse layout, so IG attributes
+    the detail the blur removed; uniform noise has no structure and no special pixel value.
+
+    Args:
+        x: images ``(B, C, H, W)`` in ``[0, 1]``.
+        blur_severity: severity 1..5 of the blur (default 5, the strongest).
+        seed: the noise's randomness (default 0): an int, ``None`` or a ``torch.Generator`` (see
+            :mod:`course_lib._rng`); drawn on the CPU, so the same seed gives the same baseline on every device.
+
+    Returns:
+        ``{"black", "blurred", "uniform noise"}`` -> tensors of ``x``'s shape, dtype and device.
+    """
+    check_images(x)
+    noise = uniform(x.shape, generator(seed), dtype=x.dtype).to(x.device)
+    return {"black": torch.zeros_like(x), "blurred": corrupt(x.detach(), "gaussian_blur", blur_severity),
+            "uniform noise": noise}

@@ -57,7 +57,7 @@ def _reinitialise(module: nn.Module, gen: torch.Generator) -> None:
 
 
 def randomization_check(model: nn.Module, x: torch.Tensor, explain_fn, target=None, layers=None, seed: int = 0,
-                        *, absolute: bool = True) -> dict:
+                        *, absolute: bool = True, return_maps: bool = False) -> dict:
     """Cascading model-parameter randomisation test (Adebayo et al., "Sanity Checks for Saliency Maps",
     NeurIPS 2018).
 
@@ -82,9 +82,13 @@ def randomization_check(model: nn.Module, x: torch.Tensor, explain_fn, target=No
         seed: the fresh weights' randomness (default 0; ``None`` or a ``torch.Generator`` too, see
             :mod:`course_lib._rng`); drawn on the CPU, so the same seed gives the same weights on every device.
         absolute: correlate |maps| (default True, as in the paper: the sign of a gradient is unstable).
+        return_maps: also return the maps themselves (default False), to look at the cascade: under ``"maps"``
+            a list of L + 1 tensors, ``maps[0]`` for the original model and ``maps[l]`` with layers 1..l
+            randomised, each as ``explain_fn`` returned it (detached, before any ``abs``).
 
     Returns:
-        ``{"layers": [names in the order randomised], "correlation": (L, B) tensor on x's device}``.
+        ``{"layers": [names in the order randomised], "correlation": (L, B) tensor on x's device}``, plus
+        ``"maps"`` with ``return_maps=True``.
     """
     target = prepare_target(model, x, target)
     if layers is None:
@@ -100,11 +104,15 @@ def randomization_check(model: nn.Module, x: torch.Tensor, explain_fn, target=No
     if not steps:
         raise ValueError("the model has no layers with parameters to randomise")
 
+    maps = []
+
     def explain(m):
         a = explain_fn(m, x.clone(), target=target)
         if not isinstance(a, torch.Tensor) or a.dim() < 2 or a.shape[0] != x.shape[0]:
             raise ValueError(f"explain_fn must return a tensor (B, ...) with B = {x.shape[0]}")
         a = a.detach()
+        if return_maps:
+            maps.append(a)
         return a.abs() if absolute else a
 
     reference = explain(model)
@@ -116,7 +124,10 @@ def randomization_check(model: nn.Module, x: torch.Tensor, explain_fn, target=No
         for mod in mods:
             _reinitialise(randomised.get_submodule(name_of[id(mod)]), gen)
         rows.append(rank_correlation(reference, explain(randomised)).to(x.device))
-    return {"layers": [name for name, _ in steps], "correlation": torch.stack(rows)}
+    result = {"layers": [name for name, _ in steps], "correlation": torch.stack(rows)}
+    if return_maps:
+        result["maps"] = maps
+    return result
 
 
 # --------------------------------------------------------------------------- a reference that ignores the model

@@ -13,7 +13,7 @@ import torch
 from .._rng import generator, uniform
 from .._validate import check_images
 
-__all__ = ["max_sensitivity", "rank_correlation"]
+__all__ = ["max_sensitivity", "rank_correlation", "spearman"]
 
 
 def max_sensitivity(explain_fn, x: torch.Tensor, radius: float = 0.02, n_samples: int = 10, seed=None):
@@ -121,3 +121,19 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     rho = (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1))
     return rho.to(a.dtype if a.is_floating_point() else torch.float32).to(a.device)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor, keep=None) -> float:
+    """Spearman's rho between two vectors of values (e.g. the players' values of two explanations), as a float:
+    :func:`rank_correlation` of ``a`` and ``b`` flattened, on the entries where the bool ``keep`` is True if
+    given (e.g. only the patches with ink)."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise TypeError("a and b must be tensors")
+    a, b = a.flatten(), b.flatten()
+    if keep is not None:
+        keep = torch.as_tensor(keep, device=a.device).flatten()
+        if keep.dtype != torch.bool or keep.shape != a.shape:
+            raise ValueError(f"keep must be a bool tensor with one entry per value ({a.numel()}), got "
+                             f"{keep.dtype} of shape {tuple(keep.shape)}")
+        a, b = a[keep], b[keep.to(b.device)]
+    return float(rank_correlation(a[None], b[None])[0])

@@ -32,12 +32,31 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         QUESTIONS[_key] = _q
 
 
+#: Wrong answers given so far in this kernel, per question (see :func:`check_choice`).
+_MISSED: dict = {}
+
+
 def check_choice(key: str, answer: str) -> None:
-    """A multiple-choice question from :data:`QUESTIONS`: ``answer`` must be the right option."""
+    """A multiple-choice question from :data:`QUESTIONS`: ``answer`` must be the right option.
+
+    One attempt per question and kernel: with two or three options, trying them in turn would always end in a
+    "correct". A wrong answer is told so together with the right one and the reason; the question then stays
+    missed for the rest of the session (a later right answer is acknowledged but still fails the check, so a
+    grader running the notebook once and a student re-running the cell see the same result). An answer that is
+    not one of the options (a typo) costs no attempt. Restarting the kernel resets the record.
+    """
     if key not in QUESTIONS:
         raise KeyError(f"unknown question {key!r}")
     options, correct, explanation = QUESTIONS[key]
     _require(isinstance(answer, str) and answer.strip().lower() in options,
              f"answer with one of {list(options)} (a string), got {answer!r}")
-    _require(answer.strip().lower() == correct, f"{answer!r} is not it: think again about what the experiment shows.")
+    given = answer.strip().lower()
+    if key in _MISSED:
+        raise AssertionError(f"question {key!r} was already answered with {_MISSED[key]!r}; one attempt per question. "
+                             + ("You have it now: " if given == correct else f"The answer is {correct!r}: ")
+                             + explanation)
+    if given != correct:
+        _MISSED[key] = given
+        raise AssertionError(f"{answer!r} is not it. The answer is {correct!r}: {explanation} "
+                             "(One attempt per question: this one stays missed until the kernel restarts.)")
     _ok(f"{correct}. {explanation}")

@@ -9,7 +9,11 @@ __all__ = ["check_gaussian_noise", "check_corrupted_accuracy", "QUESTIONS"]
 
 
 def check_gaussian_noise(fn) -> None:
-    """Lesson 00: ``fn(x, sigma, generator)`` must return ``clip(x + N(0, sigma^2), 0, 1)`` per pixel, seeded."""
+    """Lesson 00: ``fn(x, sigma, generator)`` must return ``clip(x + N(0, sigma^2), 0, 1)`` per pixel, seeded.
+
+    Independent noise for every pixel of every image: rejected are noise of the wrong law or scale (uniform,
+    sigma**2), one value per image, the same pattern for every image of the batch (a (1, C, H, W) draw
+    broadcast), no clip, no use of the generator, changing x in place."""
     x = torch.full((64, 1, 28, 28), 0.5)
     x_before = x.clone()
     out = fn(x, 0.1, torch.Generator().manual_seed(0))
@@ -28,6 +32,12 @@ def check_gaussian_noise(fn) -> None:
     same_per_image = float(flat.std(dim=1).mean())
     _require(same_per_image > 0.05, "the noise is (nearly) constant within each image: draw one value per pixel, "
              "with the shape of x")
+    # the same pattern added to every image (noise drawn with shape (1, C, H, W) and broadcast, or one image's
+    # noise reused): the correlation between two images' noise is then 1 instead of about 0
+    same_pattern = float(torch.corrcoef(flat[:8])[~torch.eye(8, dtype=torch.bool)].abs().max())
+    _require(same_pattern < 0.5, f"every image got the same noise pattern (correlation {same_pattern:.2f} between "
+             "two images' noise): draw independent noise for every pixel of every image, with the shape of the "
+             "whole batch, torch.randn(x.shape, generator=generator), not (1, C, H, W)")
     kurt = float(((d - d.mean()) ** 4).mean() / d.var() ** 2)
     _require(kurt > 2.5, f"the noise does not look Gaussian (kurtosis {kurt:.2f}, a Gaussian has 3, a uniform 1.8)")
     bright = fn(torch.full((8, 1, 28, 28), 0.98), 0.3, torch.Generator().manual_seed(1))

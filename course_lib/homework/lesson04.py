@@ -18,18 +18,10 @@ def _fashion(n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _grad_cam_inputs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: str = "features"):
     """The two ingredients of Grad-CAM for ``layer``: its activations ``A`` and ``dA = d y_target / d A``,
-    both ``(B, K, h, w)``, detached. A forward hook records ``A`` (and is removed afterwards); the gradient is
-    taken with ``torch.autograd.grad``, so no parameter's ``.grad`` is touched."""
-    store = {}
-    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: store.__setitem__("A", out))
-    try:
-        with torch.enable_grad():
-            logits = model(x)
-            score = logits.gather(1, target[:, None]).sum()
-            (grad,) = torch.autograd.grad(score, store["A"])
-    finally:
-        handle.remove()
-    return store["A"].detach(), grad.detach()
+    both ``(B, K, h, w)``, detached (:func:`course_lib.explain.grad_cam_ingredients`)."""
+    from ..explain.cam import grad_cam_ingredients
+
+    return grad_cam_ingredients(model, x, target, layer)
 
 
 def check_grad_cam_by_hand(fn) -> None:

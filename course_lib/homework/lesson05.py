@@ -7,16 +7,16 @@ import torch
 
 from ._common import _close, _ok, _require
 
-__all__ = ["check_exact_shapley", "check_permutation_shapley"]
+__all__ = ["check_exact_shapley", "check_permutation_shapley", "check_weighted_fit"]
 
 
 # --------------------------------------------------------------------------- games the checks play
 def _table_game(table: torch.Tensor, n: int):
     """A game whose value of coalition S is ``table[sum_{i in S} 2^i]`` (bit i = player i), counting evaluations."""
-    from ..explain import as_game
+    from ..explain import lookup_game
 
-    bits = 1 << torch.arange(n)
-    return as_game(lambda masks: table[(masks.long() * bits).sum(1)], n)
+    assert table.numel() == 2 ** n
+    return lookup_game(table)
 
 
 def _random_table(n: int, seed: int) -> torch.Tensor:
@@ -26,7 +26,9 @@ def _random_table(n: int, seed: int) -> torch.Tensor:
 
 
 def _masks(n: int) -> torch.Tensor:
-    return (torch.arange(2 ** n)[:, None] >> torch.arange(n)) & 1 == 1
+    from ..explain import all_coalitions
+
+    return all_coalitions(n)
 
 
 def _as_vector(out, n: int, what: str) -> torch.Tensor:
@@ -211,3 +213,144 @@ def check_permutation_shapley(fn) -> None:
              f"{errors[1000]:.3f} to {errors[8000]:.3f}. Does the number of orderings grow with n_evals?")
     _ok(f"efficiency exact, budget respected, median relative error {errors[1000]:.3f} at 1,000 evaluations and "
         f"{errors[8000]:.3f} at 8,000 on an 8-player game with interactions.")
+
+
+
+# --------------------------------------------------------------------------- exercise: LIME's weighted fit
+def _normal_equations(z, v, w, alpha, *, penalise_intercept=False):
+    """The weighted ridge fit from its definition: beta = (b, c) solving (X^T W X + alpha P) beta = X^T W v with
+    X = [1, z] and P = diag(0, 1, ..., 1) (the intercept is not penalised; P = I when ``penalise_intercept``)."""
+    x = torch.cat([torch.ones(len(z), 1, dtype=torch.float64), z.double()], 1)
+    pen = torch.eye(x.shape[1], dtype=torch.float64)
+    if not penalise_intercept:
+        pen[0, 0] = 0
+    beta = torch.linalg.solve(x.T @ (w[:, None] * x) + alpha * pen, x.T @ (w * v))
+    return float(beta[0]), beta[1:]
+
+
+def _weighted_fit_wrong(z, v, w, alpha) -> dict:
+    """The plausible wrong fits, each computed from its own definition, with the message that teaches."""
+    n = z.shape[1]
+    zf = z.double()
+    out = {}
+    out["unweighted"] = (_normal_equations(z, v, torch.ones_like(w), alpha),
+                         "your fit ignores the weights: every coalition counts alike. LIME minimises "
+                         "Σ_k w_k (v_k - b - z_k·c)²: the coalitions close to the original image (large π) must count "
+                         "more. With torch.linalg.lstsq, multiply each row of the design [1, z_k] and each v_k by "
+                         "sqrt(w_k); or solve the normal equations XᵀWX β = XᵀWv")
+    out["squared"] = (_normal_equations(z, v, w ** 2, alpha),
+                      "you scaled each row by w_k instead of sqrt(w_k): least squares on the rows w_k·[1, z_k], "
+                      "w_k·v_k minimises Σ_k w_k² r_k², the squared weights. To turn Σ_k w_k r_k² into an ordinary "
+                      "least-squares problem, scale the rows by sqrt(w_k)")
+    gram = zf.T @ (w[:, None] * zf) + alpha * torch.eye(n, dtype=torch.float64)
+    out["no_intercept"] = ((0.0, torch.linalg.solve(gram, zf.T @ (w * v))),
+                           "your fit has no intercept: it forces g(∅) = 0, so the coefficients must also carry "
+                           "v(∅), which is not 0 for an image game. Add a column of ones to the design; its "
+                           "coefficient is the intercept b (and the ridge term does not penalise it)")
+    x = torch.cat([torch.ones(len(z), 1, dtype=torch.float64), zf], 1)
+    pen = torch.eye(n + 1, dtype=torch.float64)
+    pen[0, 0] = 0
+    xw = torch.cat([torch.ones(len(z), 1, dtype=torch.float64), w[:, None] * zf], 1)
+    beta = torch.linalg.solve(xw.T @ xw + alpha * pen, xw.T @ v)
+    out["weights_on_masks"] = ((float(beta[0]), beta[1:]),
+                               "you multiplied the masks by the weights (the terms of the coefficients, w_k z_k·c) "
+                               "but not the rest of the residual: that fits v_k ≈ b + w_k z_k·c, another model. The "
+                               "weight multiplies the whole squared residual, w_k (v_k - b - z_k·c)²")
+    beta = torch.linalg.solve(x.T @ x + alpha * pen, x.T @ (w * v))
+    out["weights_rhs_only"] = ((float(beta[0]), beta[1:]),
+                               "you weighted the right-hand side (Xᵀ W v) but not the Gram matrix (you used XᵀX): the "
+                               "normal equations of the weighted problem are (XᵀWX + alpha P) β = XᵀWv, with the "
+                               "weights on both sides")
+    for shift in (1, -1):
+        out[f"misaligned{shift}"] = (_normal_equations(z, v.roll(shift), w, alpha),
+                                     "your values and masks are misaligned (shifted by one row against each other): "
+                                     "row k of masks must meet values[k] and weights[k], the value of that very "
+                                     "coalition")
+    out["reversed"] = (_normal_equations(z, v.flip(0), w, alpha),
+                       "your values and masks are misaligned (the values in reverse order): row k of masks must "
+                       "meet values[k] and weights[k]")
+    if alpha > 0:
+        out["penalised_intercept"] = (_normal_equations(z, v, w, alpha, penalise_intercept=True),
+                                      "your ridge term penalises the intercept too: LIME (like sklearn's Ridge) "
+                                      "penalises the coefficients only, alpha ||c||², so that adding a constant to "
+                                      "every value changes b and leaves c alone")
+        out["alpha_ignored"] = (_normal_equations(z, v, w, 0.0),
+                                "your fit ignores alpha: add the ridge term alpha ||c||² (alpha on the diagonal of "
+                                "the coefficients' block of XᵀWX, not on the intercept's)")
+    return out
+
+
+def _as_fit(out, n: int):
+    _require(isinstance(out, (tuple, list)) and len(out) == 2,
+             "return the pair (intercept, coefficients): a number b and a tensor of shape (n,)")
+    b, c = out
+    try:
+        b = float(b.detach()) if isinstance(b, torch.Tensor) else float(b)
+    except (TypeError, ValueError, RuntimeError):
+        raise AssertionError("the first element must be the intercept, one number (return (b, c), in this "
+                             "order)") from None
+    return b, _as_vector(c, n, "coefficients")
+
+
+def _fit_matches(fit, ref, tol=1e-4) -> bool:
+    (b, c), (rb, rc) = fit, ref
+    scale = 1.0 + abs(rb) + float(rc.abs().max())
+    return abs(b - rb) <= tol * scale and float((c - rc).abs().max()) <= tol * scale
+
+
+def _weighted_fit_cases():
+    """(name, masks, values, weights, alpha): a linear game with a known answer, the lesson's toy game with LIME's
+    kernel (with and without ridge), and a real image game on the coalitions that lime draws."""
+    from ..data import load_mnist
+    from ..explain import image_game, lime_kernel, lime_samples, patch_segments
+    from ._common import _fresh_model
+
+    gen = torch.Generator().manual_seed(5)
+    z = torch.rand(40, 4, generator=gen) < 0.5
+    w = 0.1 + torch.rand(40, generator=gen, dtype=torch.float64)
+    cases = [("a linear game v(z) = 1.5 + 2 z_0 - z_1 + 0.5 z_2 + 3 z_3 (known answer)", z,
+              1.5 + z.double() @ torch.tensor([2.0, -1.0, 0.5, 3.0], dtype=torch.float64), w, 0.0)]
+    z = _masks(4)
+    zd = z.double()
+    toy = 2 * zd[:, 0] + zd[:, 1] + zd[:, 2] + 4 * zd[:, 1] * zd[:, 2]
+    cases.append(("the toy game of section 1 on its 16 coalitions, LIME's kernel of width 0.5", z, toy,
+                  lime_kernel(z, 0.5), 0.0))
+    cases.append(("the same toy game with alpha = 1", z, toy, lime_kernel(z, 0.5), 1.0))
+    model = _fresh_model("mnist_cnn")
+    x, _ = load_mnist("test")
+    game = image_game(model, x[3:4], None, patch_segments(28, (10, 7)))
+    z = lime_samples(12, 300, seed=0)
+    cases.append(("a held-out 4 (12 patches) on the 300 coalitions lime(..., seed=0) draws", z,
+                  game(z).double(), lime_kernel(z, 0.25), 1e-3))
+    return cases
+
+
+def check_weighted_fit(fn) -> None:
+    """Lesson 05: ``fn(masks, values, weights, alpha)`` must return ``(b, c)`` minimising
+
+        Σ_k w_k (v_k - b - c·z_k)²  +  alpha ||c||²          (the intercept b not penalised)
+
+    the surrogate fit inside :func:`course_lib.explain.lime` (``masks`` bool ``(K, n)``, ``values`` and ``weights``
+    float64 ``(K,)``). The right answer is computed from the normal equations on a linear game with a known answer,
+    the lesson's toy game with LIME's kernel (alpha 0 and 1) and an image game of a digit, where it is also what
+    ``lime(..., return_intercept=True)`` returns. Rejected, each with its own message: the unweighted fit, rows scaled
+    by w instead of sqrt(w), no intercept, the weights on the masks only or on the right-hand side only, masks and
+    values misaligned, a penalised intercept, alpha ignored.
+    """
+    for name, z, v, w, alpha in _weighted_fit_cases():
+        n = z.shape[1]
+        out = fn(z.clone(), v.clone(), w.clone(), alpha)
+        fit = _as_fit(out, n)
+        truth = _normal_equations(z, v, w, alpha)
+        if _fit_matches(fit, truth):
+            continue
+        for ref, message in _weighted_fit_wrong(z, v, w, alpha).values():
+            if _fit_matches(fit, ref, tol=1e-3):
+                raise AssertionError(f"on {name}: {message}")
+        raise AssertionError(f"on {name}: your fit b = {fit[0]:.4f}, c = {[round(x, 4) for x in fit[1].tolist()]} "
+                             f"differs from the weighted least-squares fit b = {truth[0]:.4f}, "
+                             f"c = {[round(x, 4) for x in truth[1].tolist()]}. Minimise Σ_k w_k (v_k - b - z_k·c)² "
+                             "+ alpha ||c||²: design X = [1, z], normal equations (XᵀWX + alpha P) β = XᵀWv with "
+                             "P = diag(0, 1, ..., 1)")
+    _ok("your weighted least-squares fit matches the normal equations on a linear game (known answer), the toy game "
+        "with LIME's kernel (alpha 0 and 1) and a digit's image game, where it is what lime() fits.")

@@ -9,7 +9,7 @@ from torch import nn
 
 from ._common import _check_input_gradient_hygiene, _fresh_model, _ok, _require
 
-__all__ = ["check_fgsm_step", "check_breaking_eps", "QUESTIONS"]
+__all__ = ["check_fgsm_step", "check_pgd_step", "check_breaking_eps", "QUESTIONS"]
 
 
 def _digits(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +125,134 @@ def check_fgsm_step(fn) -> None:
     _ok(f"FGSM, untargeted and targeted: inside the eps-ball, in [0, 1], equal to course_lib's fgsm. At eps = {eps} "
         f"on these 40 digits it fools mnist_cnn_aug on {fooled:.0%} of them, but reaches the target on only "
         f"{hits:.0%}.")
+
+
+# --------------------------------------------------------------------------- one PGD step
+def _pgd_starts(x: torch.Tensor, eps: float) -> list[tuple[str, torch.Tensor]]:
+    """Two starting iterates that are not ``x``, so that the projection has work to do: a point drawn uniformly
+    from ``B_inf(x, eps) ∩ [0, 1]`` and a point on the boundary of the ball (every pixel at ``x ± eps``, clipped)."""
+    from ..attacks import project_linf
+
+    g = torch.Generator().manual_seed(7)
+    inside = project_linf(x + eps * (2 * torch.rand(x.shape, generator=g) - 1), x, eps)
+    signs = torch.randint(0, 2, x.shape, generator=g).to(x.dtype) * 2 - 1
+    edge = project_linf(x + eps * signs, x, eps)
+    return [("a random point inside the ball", inside), ("a point on the boundary of the ball", edge)]
+
+
+def _input_grad(model: nn.Module, x_at: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    xg = x_at.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction=reduction), xg)
+    return g
+
+
+_NOT_PROJECTED = (
+    "the step left the eps-ball (pixels up to eps + alpha away from x): the projection must come *after* the "
+    "step. Projecting x_adv first and then stepping changes nothing, since x_adv is already in the ball; PGD "
+    "steps, stepped = x_adv + alpha * sign(grad), and then projects: clip_[0,1](x + clip_[-eps,eps](stepped - x))")
+
+
+def _pgd_step_slips(model, x, x_adv, y, eps, alpha) -> list[tuple[torch.Tensor, str]]:
+    """The plausible wrong PGD steps, each computed, with the message that explains it."""
+    from ..attacks import project_l2, project_linf
+
+    g = _input_grad(model, x_adv, y)
+    g_sum = _input_grad(model, x_adv, y, "sum")
+    g_at_x = _input_grad(model, x, y)
+    stepped = x_adv + alpha * g.sign()
+    delta = stepped - x
+    box = torch.clamp(stepped, x - eps, x + eps)  # the ball only
+    linf = delta.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return [
+        (box, "values left [0, 1]: after clamping delta to [-eps, eps], clip the image to [0, 1] as well, "
+              "(x + delta).clamp(0, 1). PGD projects onto the ball *intersected with* the pixel range: near a pixel "
+              "at 0 (most of an MNIST digit) x - eps is negative, which is not an image"),
+        (project_linf(x_adv, x, eps) + alpha * g.sign(), _NOT_PROJECTED),
+        ((project_linf(x_adv, x, eps) + alpha * g.sign()).clamp(0.0, 1.0), _NOT_PROJECTED),
+        (project_l2(stepped, x, eps),
+         "you rescaled delta to L2 norm eps (the L2 projection, delta * min(1, eps / ||delta||_2)): that shrinks "
+         "every pixel by the same factor and far below eps. The L-infinity ball is a box, so its projection clamps "
+         "each pixel on its own: delta.clamp(-eps, eps)"),
+        ((x + delta * (eps / linf).clamp(max=1.0)).clamp(0.0, 1.0),
+         "you rescaled the whole delta so that its largest pixel is eps: that shrinks every other pixel too. The "
+         "L-infinity projection clamps each pixel on its own, delta.clamp(-eps, eps), and leaves the pixels "
+         "already inside the ball where they are"),
+        (project_linf(x_adv + alpha * g, x, eps),
+         "you stepped along the gradient itself, not its sign: its entries are tiny (about 1e-3), so most pixels "
+         "barely move. The L-infinity steepest-ascent step is alpha * grad.sign(): every pixel by exactly alpha"),
+        (project_linf(x_adv + alpha * g_sum, x, eps),
+         "you stepped along the gradient itself, not its sign: its entries have all sizes, so some pixels barely "
+         "move. The L-infinity steepest-ascent step is alpha * grad.sign(): every pixel by exactly alpha"),
+        (project_linf(x_adv - alpha * g.sign(), x, eps),
+         "you stepped *down* the loss (x_adv - alpha * sign(grad)): that is gradient descent and makes the model "
+         "more sure of the true class. An untargeted attack climbs: x_adv + alpha * sign(grad L(f(x_adv), y))"),
+        (project_linf(x_adv + alpha * g_at_x.sign(), x, eps),
+         "you took the gradient at the clean image x, not at the current iterate x_adv: then every step goes the "
+         "same way and PGD is only FGSM spread over several steps. Differentiate L(f(x_adv), y) with respect to "
+         "x_adv: PGD re-linearises the loss at every iterate"),
+    ]
+
+
+def check_pgd_step(fn) -> None:
+    """Lesson 07: ``fn(model, x, x_adv, y, eps, alpha)`` must return the next iterate of untargeted L-inf PGD::
+
+        x^{t+1} = clip_[0,1]( x + clip_[-eps,eps]( x^t + alpha * sign(grad_{x^t} L(f(x^t), y)) - x ) )
+
+    with ``x^t`` = ``x_adv`` and ``L`` the cross-entropy of the logits. The reference is course_lib's own
+    :func:`course_lib.attacks.pgd_step` (which projects with :func:`~course_lib.attacks.project_linf`), with the
+    gradient taken at ``x_adv``. Tested on 16 held-out digits and ``mnist_cnn_aug`` at ``eps = 0.1``,
+    ``alpha = 0.05``, from two starts that are not ``x`` (a random point inside the ball, a point on its boundary),
+    so that the projection clamps many pixels. Rejects, each with its own message: no clip to ``[0, 1]``; projecting
+    before stepping; no projection; the L2 projection (rescaling delta) instead of the per-pixel clamp; the gradient
+    instead of its sign; a step down the loss; the gradient at ``x`` instead of at ``x_adv``; changing the inputs
+    in place; leaving the model in training mode or gradients in its weights; a result attached to the graph.
+    """
+    from ..attacks import pgd_step
+
+    x, y = _digits(16)
+    eps, alpha = 0.1, 0.05
+    reference_model = _fresh_model("mnist_cnn_aug")
+    clamped = []
+    for where, start in _pgd_starts(x, eps):
+        reference = pgd_step(start, _input_grad(reference_model, start, y), x, eps, alpha)
+        slips = _pgd_step_slips(reference_model, x, start, y, eps, alpha)
+        # how often the projection is active: the plain step would leave the ball or [0, 1]
+        clamped.append(float((reference != start + alpha * _input_grad(reference_model, start, y).sign())
+                             .double().mean()))
+
+        model = _fresh_model("mnist_cnn_aug")
+        xb, sb, yb = x.clone(), start.clone(), y.clone()
+        out = fn(model, x, start, y, eps, alpha)
+        _require(isinstance(out, torch.Tensor), f"return a torch.Tensor (the next iterate), got {type(out).__name__}")
+        _require(tuple(out.shape) == tuple(x.shape),
+                 f"return the next iterate with the images' shape {tuple(x.shape)}, got {tuple(out.shape)}")
+        _require(torch.equal(x, xb) and torch.equal(start, sb) and torch.equal(y, yb),
+                 "your function changed x, x_adv (or y) in place (e.g. x_adv += ... or .clamp_()): pgd calls the step "
+                 "again and again with the same x, so work on copies and return a new tensor")
+        _check_input_gradient_hygiene(model, start, out, "loss")
+        _check_input_gradient_hygiene(model, x, out, "loss")
+        out = out.detach()
+        if float((out - reference).abs().le(1e-5).double().mean()) >= 0.995:
+            continue
+        for wrong, message in slips:
+            if float((out - wrong).abs().le(1e-5).double().mean()) >= 0.995:
+                raise AssertionError(f"from {where}: {message}")
+        lo, hi = float(out.min()), float(out.max())
+        _require(lo >= -1e-6 and hi <= 1 + 1e-6,
+                 f"from {where}: values in [{lo:.3g}, {hi:.3g}] left [0, 1]: clip the result to the pixel range")
+        linf = float((out - x).abs().max())
+        _require(linf <= eps + 1e-5,
+                 f"from {where}: a pixel is {linf:.3g} away from x, more than eps = {eps}: the result left the "
+                 "ball. Project after the step: x + (stepped - x).clamp(-eps, eps)")
+        agree = float((out - reference).abs().le(1e-5).double().mean())
+        raise AssertionError(
+            f"from {where}: your step agrees with course_lib's pgd_step on only {agree:.1%} of the pixels. Take "
+            "the sign of the gradient of F.cross_entropy(model(xg), y) with respect to a copy xg of x_adv, step "
+            "x_adv + alpha * sign, then clamp the step's delta from x to [-eps, eps] and the image to [0, 1]")
+    _ok(f"one step of L-inf PGD, from a random point inside the ball and from a point on its boundary: equal to "
+        f"course_lib's pgd_step. With eps = {eps} and alpha = {alpha} the projection clamped "
+        f"{clamped[0]:.0%} and {clamped[1]:.0%} of the pixels of the plain step.")
 
 
 # --------------------------------------------------------------------------- reading a robustness curve

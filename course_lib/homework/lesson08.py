@@ -1,11 +1,13 @@
 """Checks for lesson 08 (the Carlini & Wagner attack: the objective f, the tanh change of variables, c and kappa)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._common import _ok, _require
 
-__all__ = ["check_cw_objective", "check_tanh_box", "QUESTIONS"]
+__all__ = ["check_cw_objective", "check_tanh_box", "check_c_update", "QUESTIONS"]
 
 
 def _reference_f(z: torch.Tensor, t: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -177,6 +179,126 @@ def check_tanh_box(to_w, from_w) -> None:
              "instead, so that |w| stays near 7")
     _ok(f"x = (tanh(w) + 1) / 2 stays in [0, 1] for every w; the round trip is exact to {err:.1g}; pixels at 0 "
         f"and 1 start at |w| <= {float(w[edge].abs().max()):.2f} with a small but nonzero gradient, so they can move.")
+
+
+# --------------------------------------------------------------------------- one step of the search over c
+def _search_states() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eight images in states the search can reach (``lower < c < upper``): four with no upper bound yet
+    (``upper = inf``: never succeeded, ``c`` still growing by 10), four bisecting between finite bounds."""
+    inf = math.inf
+    c = torch.tensor([0.01, 0.1, 1.0, 10.0, 0.55, 0.3, 2.0, 0.075], dtype=torch.float64)
+    lower = torch.tensor([0.0, 0.01, 0.1, 1.0, 0.1, 0.2, 1.0, 0.05], dtype=torch.float64)
+    upper = torch.tensor([inf, inf, inf, inf, 1.0, 0.4, 3.0, 0.1], dtype=torch.float64)
+    return c, lower, upper
+
+
+def _library_update(c, lower, upper, success):
+    """course_lib's rule: :class:`course_lib.attacks._search.ConstantSearch`'s ``update``, on copies."""
+    from ..attacks._search import ConstantSearch
+
+    search = ConstantSearch(1.0, c.shape[0], dtype=c.dtype, device=c.device)
+    search.c, search.lower, search.upper = c.clone(), lower.clone(), upper.clone()
+    search.update(success.clone())
+    return search.c, search.lower, search.upper
+
+
+def _diagnose_c_update(got, ref, c, lower, upper, success) -> None:
+    """Why ``got`` = (c', lower', upper') is not the library's update: the messages name the usual slips."""
+    new_c, new_lo, new_hi = got
+    ref_c, ref_lo, ref_hi = ref
+    free = torch.isinf(upper)
+    for alike in (success.all().expand_as(success), success.any().expand_as(success)):
+        if not torch.equal(alike, success):
+            cand = _library_update(c, lower, upper, alike)
+            if all(torch.allclose(a, b, equal_nan=True) for a, b in zip(got, cand, strict=True)):
+                raise AssertionError(
+                    "you updated every image alike (as if all had succeeded, or all had failed): success is one "
+                    "bool per image, and each image keeps its own c, lower and upper bound. Use torch.where(success, "
+                    "..., ...), which chooses per image")
+    if not torch.isfinite(new_c).all():
+        raise AssertionError(
+            "your new c is inf or nan for images that have never succeeded: their upper bound is still inf, so "
+            "(lower + upper) / 2 is inf. While no upper bound is known (torch.isinf(upper)), the search does not "
+            "bisect but grows c tenfold: c * 10")
+    wrong_way = (success & (new_c > c + 1e-12)) | (~success & ~free & (new_c < c - 1e-12))
+    if bool(wrong_way.any()):
+        raise AssertionError(
+            "the bisection runs the wrong way round: after a success your c went *up* (or after a failure down). "
+            "A success means c was large enough, so c becomes the new upper bound and the next c is smaller, "
+            "(lower + c) / 2; a failure makes c the new lower bound and the next c larger")
+    if not torch.allclose(new_lo, ref_lo) or not torch.equal(torch.isinf(new_hi), torch.isinf(ref_hi)) or \
+            not torch.allclose(new_hi[torch.isfinite(ref_hi)], ref_hi[torch.isfinite(ref_hi)]):
+        raise AssertionError(
+            "your bounds are not the library's: after a success, upper = min(upper, c) and lower stays; after a "
+            "failure, lower = max(lower, c) and upper stays (inf while no success has been seen)")
+    stays_free = free & ~success
+    if bool(stays_free.any()) and not torch.allclose(new_c[stays_free], 10 * c[stays_free]):
+        ratio = float((new_c[stays_free] / c[stays_free]).median())
+        raise AssertionError(
+            f"an image that has never succeeded (upper = inf) got c * {ratio:.3g}: course_lib's search, like "
+            "Carlini & Wagner's code, multiplies c by 10 until the first success (it has no upper bound to bisect "
+            "towards yet)")
+    bounded = ~free & ~success
+    if bool(bounded.any()) and torch.allclose(new_c[bounded], 10 * c[bounded]):
+        raise AssertionError(
+            "a failure of an image that already has an upper bound must bisect, c = (lower + upper) / 2, not grow "
+            "c tenfold: the 10x growth is only for images with no success yet (upper = inf)")
+    raise AssertionError(
+        "your new c differs from the library's: with an upper bound known (finite upper) the new c is the midpoint "
+        "(lower + upper) / 2 of the *updated* bounds; without one, c * 10")
+
+
+def check_c_update(fn) -> None:
+    """Lesson 08: ``fn(c, lower, upper, success)`` must return ``(c, lower, upper)`` after one outer step of Carlini
+    & Wagner's per-image search over ``c`` (``carlini_wagner`` runs it through ``ConstantSearch``), batched::
+
+        success:  upper = min(upper, c)                  failure:  lower = max(lower, c)
+        then:     c = (lower + upper) / 2   where upper is finite (an image that has succeeded once)
+                  c = 10 c                  where upper = inf     (no success yet)
+
+    ``c``, ``lower``, ``upper`` float ``(B,)`` (``upper = inf`` while none known), ``success`` bool ``(B,)``.
+    Compared with the library on hand-made states (with and without an upper bound, success and failure in every
+    combination), and by running it for six steps against hidden per-image thresholds. Rejects, each with its own
+    message: the bisection the wrong way round (raising c after a success); the no-upper-bound case forgotten
+    (``(lower + inf) / 2 = inf``), or a factor other than 10; growing tenfold after a failure although an upper
+    bound exists; every image updated alike; changing the inputs in place.
+    """
+    c, lower, upper = _search_states()
+    patterns = [torch.tensor(p, dtype=torch.bool) for p in
+                ([1, 0, 1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1, 0, 1], [1, 1, 0, 0, 0, 0, 1, 1])]
+    for success in patterns:
+        before = (c.clone(), lower.clone(), upper.clone(), success.clone())
+        got = fn(c, lower, upper, success)
+        _require(all(torch.equal(a, b) for a, b in zip((c, lower, upper, success), before, strict=True)),
+                 "your function changed c, lower, upper (or success) in place (e.g. c[success] = ... or "
+                 "upper.clamp_(...)): return new tensors; torch.where(success, a, b) builds one without touching "
+                 "its inputs")
+        _require(isinstance(got, tuple) and len(got) == 3 and all(isinstance(t, torch.Tensor) for t in got),
+                 f"return a tuple of three tensors (c, lower, upper), got {type(got).__name__}")
+        _require(all(tuple(t.shape) == tuple(c.shape) for t in got),
+                 f"return one value per image, shape {tuple(c.shape)}, for each of c, lower and upper; got "
+                 f"{[tuple(t.shape) for t in got]}")
+        got = tuple(t.detach().to(c.dtype) for t in got)
+        ref = _library_update(c, lower, upper, success)
+        if all(torch.allclose(a, b) for a, b in zip(got, ref, strict=True)):
+            continue
+        _diagnose_c_update(got, ref, c, lower, upper, success)
+
+    # a whole search: image i succeeds exactly when c >= threshold[i]; six steps from c = 0.01
+    threshold = torch.tensor([0.003, 0.02, 0.2, 0.5, 3.0, 40.0, 7.0, 0.09], dtype=torch.float64)
+    state = (torch.full_like(threshold, 0.01), torch.zeros_like(threshold), torch.full_like(threshold, math.inf))
+    ref = tuple(t.clone() for t in state)
+    for _ in range(6):
+        state = tuple(t.detach().to(threshold.dtype) for t in fn(*state, state[0] >= threshold))
+        ref = _library_update(*ref, ref[0] >= threshold)
+        _require(all(torch.allclose(a, b) for a, b in zip(state, ref, strict=True)),
+                 f"over a six-step search your c drifts from the library's: got {state[0].tolist()}, expected "
+                 f"{ref[0].tolist()}")
+    ratio = ref[0] / threshold
+    gap = float(torch.maximum(ratio, 1 / ratio).max())
+    _ok("one step of the search over c, per image: a success lowers the upper bound, a failure raises the lower "
+        "one; c grows tenfold until the first success, then bisects. After six steps every image's c is within "
+        f"a factor {gap:.2f} of its hidden smallest successful c.")
 
 
 #: Multiple-choice questions of lesson 08: key -> (options, correct option, explanation shown on success).
