@@ -10,6 +10,8 @@ paper in its docstring:
 * :mod:`.cw`        the Carlini & Wagner L2 attack (2017)
 * :mod:`.patch`     universal adversarial patches (Brown et al., 2017): train one, paste it anywhere
 * :mod:`.evaluate`  success rates, robustness curves over eps, transfer between models (grey box)
+* :mod:`.robust`    robust accuracy under the worst of an ensemble of attacks per image (PGD on two losses,
+                    targeted PGD, Square), the evaluation a defense needs
 * :mod:`.baselines` the blind baselines inside the same ball (constant shifts, random signs, corruptions
                     projected onto the ball) that every attack result stands next to
 
@@ -36,10 +38,12 @@ from .linear import linear_worst_case
 from .oracle import Oracle, QueryBudgetExceeded
 from .patch import apply_patch, patch_success, place_patch, sample_transforms, train_patch
 from .pgd import loss_slice, pgd, pgd_step, project_l2, project_linf
+from .robust import ROBUST_ATTACKS, RobustAccuracy, robust_accuracy
 from .square import square_attack
 from .zoo import oracle_margin, zoo
 
-__all__ = ["linear_worst_case", "fgsm", "pgd", "pgd_step", "project_linf", "project_l2", "loss_slice",
+__all__ = ["robust_accuracy", "RobustAccuracy", "ROBUST_ATTACKS",
+           "linear_worst_case", "fgsm", "pgd", "pgd_step", "project_linf", "project_l2", "loss_slice",
            "carlini_wagner", "attack_sweep", "transfer", "success_rate", "success_mask", "perturbation_norm",
            "noise_success_rate", "blind_baselines", "baseline_sweep", "project_to_ball",
            "BLIND_CORRUPTIONS",
