@@ -202,6 +202,9 @@ MODEL_SPECS = {
                       "file": "models/mnist_cnn_aug.pt", "dataset": "mnist"},
     "mnist_cnn_aug_b": {"arch": "SmallCNN", "kwargs": {"widths": (24, 48, 96), "mean": (0.1307,), "std": (0.3081,)},
                         "file": "models/mnist_cnn_aug_b.pt", "dataset": "mnist"},
+    # defensive distillation at T = 100 (scripts/train_models.py, course_lib.defenses.distill), deployed at T = 1
+    "mnist_distilled": {"arch": "SmallCNN", "kwargs": {"widths": (16, 32, 64), "mean": (0.1307,), "std": (0.3081,)},
+                        "file": "models/mnist_distilled.pt", "dataset": "mnist"},
     "fashion_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (32, 64, 128), "mean": (0.2860,), "std": (0.3530,)},
                     "file": "models/fashion_cnn.pt", "dataset": "fashion_mnist"},
     # Trained on Fashion-MNIST with a class-coded mark in the background (data.add_mark): a learned shortcut.

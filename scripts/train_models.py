@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_lib import seed_everything  # noqa: E402
 from course_lib.data import add_mark, load_fashion_mnist, load_mnist, make_loader  # noqa: E402
+from course_lib.defenses import distill  # noqa: E402
 from course_lib.models import MODEL_SPECS, build_model  # noqa: E402
 from course_lib.training import accuracy, train  # noqa: E402
 
@@ -42,6 +43,12 @@ RECIPES = {
     # lessons 07-08 (a target that a constant shift already fools would make transfer rates meaningless)
     "mnist_cnn_aug_b": {"seed": 1, "epochs": 8, "lr": 3e-3, "shift": 2, "flip": False,
                         "intensity": {"brightness": 0.3, "contrast": [0.5, 1.5]}},
+    # defensive distillation (Papernot et al., 2016) at T = 100 with mnist_cnn's architecture and recipe: a teacher
+    # trained on the labels at temperature T, then a fresh student on the teacher's soft labels at T
+    # (course_lib.defenses.distill), deployed at T = 1: the masking demo of lessons 11-12
+    # (no weight decay, more epochs: at T = 100 the logits must grow 100-fold before the softened loss falls)
+    "mnist_distilled": {"seed": 0, "epochs": 40, "lr": 3e-3, "shift": 2, "flip": False, "weight_decay": 0.0,
+                        "distill": {"temperature": 100.0}},
 }
 
 
@@ -89,9 +96,24 @@ def train_one(name: str) -> dict:
     loader = make_loader(x_tr, y_tr, batch_size=128, shuffle=True, seed=r["seed"])
     gen = torch.Generator().manual_seed(r["seed"] + 1000)
     print(f"training {name}: {len(x_tr)} images, {r['epochs']} epochs", flush=True)
-    hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=5e-4,
-                 transform=augment(r["shift"], r["flip"], gen, r.get("mark", False), r.get("intensity")),
-                 val_data=(x_te, y_te))
+    aug = augment(r["shift"], r["flip"], gen, r.get("mark", False), r.get("intensity"))
+    wd = r.get("weight_decay", 5e-4)
+    if "distill" in r:
+        t = r["distill"]["temperature"]
+        print(f"  teacher at temperature {t}", flush=True)
+        teacher_hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=wd, transform=aug,
+                             loss_fn=lambda z, y, x: F.cross_entropy(z / t, y), val_data=(x_te, y_te))
+        seed_everything(r["seed"] + 1)
+        student = build_model(name)
+        print(f"  student on the teacher's soft labels at temperature {t}", flush=True)
+        hist = {}
+        distill(model, make_loader(x_tr, y_tr, batch_size=128, shuffle=True, seed=r["seed"] + 1), t, r["epochs"],
+                student=student, lr=r["lr"], weight_decay=wd, transform=aug, val_data=(x_te, y_te), history=hist)
+        hist["seconds"] += teacher_hist["seconds"]
+        model = student
+    else:
+        hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=wd, transform=aug,
+                     val_data=(x_te, y_te))
     acc = accuracy(model, x_te, y_te)
     out = ROOT / "data" / spec["file"]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +133,7 @@ def train_one(name: str) -> dict:
         "contents": f"state_dict of course_lib.models.SmallCNN{spec['kwargs']} ({name}), trained by "
                     f"scripts/train_models.py on {len(x_tr)} {spec['dataset']} training images",
         "accuracy": round(acc, 4), "evaluated_on": split,
-        "training": {**r, "optimizer": "AdamW, weight decay 5e-4, one-cycle lr", "batch_size": 128,
+        "training": {**r, "optimizer": f"AdamW, weight decay {wd:g}, one-cycle lr", "batch_size": 128,
                      "seconds": round(hist["seconds"], 1), "threads": torch.get_num_threads(),
                      "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                      "val_acc_per_epoch": [round(a, 4) for a in hist["val_acc"]]},
