@@ -14,7 +14,7 @@ the numbers that tests/_prose.py checks. So the code of the lesson must *print* 
 
 ``stored(lesson)`` is the text of every stored output of ``lessons/<lesson>_*.ipynb``; ``number(text, regex)``
 the one number its single group captures (every match must capture the same text, as for the prose markers);
-``numbers(text, regex)`` every number in that captured text, in order.
+``numbers(text, regex)`` every number in that captured text, in order; ``text(out, regex)`` the captured text itself.
 """
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def _captured(text: str, regex: str) -> str:
     assert found, f"the stored outputs print nothing that matches {regex!r}: run `make outputs`, or fix the regex"
     assert len(found) == 1, f"{regex!r} captures different texts in the stored outputs: {sorted(found)}"
     return found.pop()
+
+
+def text(out: str, regex: str) -> str:
+    """The one text that the single group of ``regex`` captures (e.g. a printed ``True``)."""
+    return _captured(out, regex)
 
 
 def _float(s: str) -> float:

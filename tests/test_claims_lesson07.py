@@ -1,14 +1,10 @@
 """Claims lesson 07's prose makes about its results, checked on the outputs stored in the notebook (see _claims.py).
 The lesson's cells print what each claim rests on; `make outputs` (or scripts/run_lessons.py) rewrites them."""
-import re
-
-from _claims import number, numbers, stored
+from _claims import number, numbers, stored, text
 
 
 def _captured(regex: str) -> str:
-    found = {m.group(1) for m in re.finditer(regex, stored("07"), re.M)}
-    assert len(found) == 1, f"{regex!r} should capture one text in lesson 07's outputs, captured {sorted(found)}"
-    return found.pop()
+    return text(stored("07"), regex)
 
 
 def test_pgd_with_one_step_of_size_eps_is_fgsm():

@@ -2,13 +2,11 @@
 The lesson's cells print what each claim rests on; `make outputs` (or scripts/run_lessons.py) rewrites them."""
 import re
 
-from _claims import number, numbers, stored
+from _claims import number, numbers, stored, text
 
 
 def _captured(regex: str) -> str:
-    found = {m.group(1) for m in re.finditer(regex, stored("08"), re.M)}
-    assert len(found) == 1, f"{regex!r} should capture one text in lesson 08's outputs, captured {sorted(found)}"
-    return found.pop()
+    return text(stored("08"), regex)
 
 
 def test_both_models_classify_all_20_digits_correctly():
