@@ -2,14 +2,17 @@
 
 Every model maps images in ``[0, 1]`` to logits and normalises inside itself (a :class:`Normalize` first
 layer), so attacks and explanations work in pixel space. Every activation is its own module (a hook on a
-layer name means one place in the network), and every network ends with global average pooling followed
-by one ``nn.Linear``, so CAM applies. ``model.cam_layer`` names the feature maps just before pooling.
+layer name means one place in the network), and every network but :class:`MadryCNN` ends with global average
+pooling followed by one ``nn.Linear``, so CAM applies. ``model.cam_layer`` names the last feature maps
+(Grad-CAM applies to all of them).
 
 * ``mnist_cnn``, ``mnist_cnn_b``: :class:`SmallCNN` on MNIST (another seed and width for ``_b``).
 * ``mnist_cnn_aug``: ``mnist_cnn``'s architecture and recipe plus intensity augmentation (a random brightness
   shift and contrast per training image), so that a constant shift of the pixels does not fool it: the model of
   the attack lessons, whose attacks must beat that blind baseline; ``mnist_cnn_aug_b`` the same for
   ``mnist_cnn_b`` (the transfer target of lessons 07 and 08).
+* ``mnist_distilled``: ``mnist_cnn``'s architecture trained by defensive distillation at T = 100 (a masking demo).
+* ``mnist_pgd``: :class:`MadryCNN` trained by PGD adversarial training at eps 0.3 (Madry et al., 2018).
 * ``fashion_cnn``: :class:`SmallCNN` on Fashion-MNIST.
 * ``imagenet_lite0``: :class:`EfficientNetLite0`, EfficientNet (Tan & Le, 2019) in Google's "Lite" variant for
   mobile devices (released in the tensorflow/tpu repository in 2020: no squeeze-excitation, ReLU6), ImageNet-1k
@@ -30,7 +33,7 @@ from torch import nn
 
 from .data import data_dir, verified_path
 
-__all__ = ["Normalize", "SmallCNN", "EfficientNetLite0", "load_model", "available_models", "build_model",
+__all__ = ["Normalize", "SmallCNN", "MadryCNN", "EfficientNetLite0", "load_model", "available_models", "build_model",
            "MODEL_SPECS"]
 
 
@@ -83,6 +86,30 @@ class SmallCNN(nn.Module):
 
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0
+class MadryCNN(nn.Module):
+    """Madry et al.'s MNIST network (2018): Normalize -> conv 5x5 (w1) -> ReLU -> max-pool -> conv 5x5 (w2) -> ReLU
+    -> max-pool -> Linear (``hidden``) -> ReLU -> Linear (10). No batch norm (its statistics would differ between
+    clean and adversarial batches). ``features`` (``w2 x 7 x 7`` for 28x28 input) is the last convolutional stage
+    (Grad-CAM, not CAM: a fully connected head follows)."""
+
+    cam_layer = "features"
+
+    def __init__(self, in_channels=1, num_classes=10, widths=(32, 64), hidden=1024, mean=(0.5,), std=(0.5,)):
+        super().__init__()
+        w1, w2 = widths
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, w1, 5, padding=2)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+            ("conv2", nn.Conv2d(w1, w2, 5, padding=2)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2))]))
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(w2 * 7 * 7, hidden)
+        self.relu3 = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.fc2(self.relu3(self.fc1(self.flatten(self.features(self.normalize(x))))))
+
+
 class SamePad2d(nn.Module):
     """TensorFlow "SAME" zero padding for a convolution of ``kernel`` and ``stride`` (asymmetric when needed).
 
@@ -205,6 +232,10 @@ MODEL_SPECS = {
     # defensive distillation at T = 100 (scripts/train_models.py, course_lib.defenses.distill), deployed at T = 1
     "mnist_distilled": {"arch": "SmallCNN", "kwargs": {"widths": (16, 32, 64), "mean": (0.1307,), "std": (0.3081,)},
                         "file": "models/mnist_distilled.pt", "dataset": "mnist"},
+    # PGD adversarial training at eps 0.3 (scripts/train_models.py, course_lib.defenses.adversarial_training)
+    "mnist_pgd": {"arch": "MadryCNN", "kwargs": {"widths": (32, 64), "hidden": 1024, "mean": (0.1307,),
+                                                 "std": (0.3081,)},
+                  "file": "models/mnist_pgd.pt", "dataset": "mnist"},
     "fashion_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (32, 64, 128), "mean": (0.2860,), "std": (0.3530,)},
                     "file": "models/fashion_cnn.pt", "dataset": "fashion_mnist"},
     # Trained on Fashion-MNIST with a class-coded mark in the background (data.add_mark): a learned shortcut.
@@ -214,7 +245,7 @@ MODEL_SPECS = {
                        "sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                        "dataset": "imagenet"},
 }
-_ARCHS = {"SmallCNN": SmallCNN, "EfficientNetLite0": EfficientNetLite0}
+_ARCHS = {"SmallCNN": SmallCNN, "MadryCNN": MadryCNN, "EfficientNetLite0": EfficientNetLite0}
 
 
 def available_models() -> list[str]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_lib import seed_everything  # noqa: E402
 from course_lib.data import add_mark, load_fashion_mnist, load_mnist, make_loader  # noqa: E402
-from course_lib.defenses import distill  # noqa: E402
+from course_lib.defenses import adversarial_training, distill  # noqa: E402
 from course_lib.models import MODEL_SPECS, build_model  # noqa: E402
 from course_lib.training import accuracy, train  # noqa: E402
 
@@ -49,6 +49,11 @@ RECIPES = {
     # (no weight decay, more epochs: at T = 100 the logits must grow 100-fold before the softened loss falls)
     "mnist_distilled": {"seed": 0, "epochs": 40, "lr": 3e-3, "shift": 2, "flip": False, "weight_decay": 0.0,
                         "distill": {"temperature": 100.0}},
+    # PGD adversarial training (Madry et al., 2018) at eps 0.3 with Madry's MNIST architecture: the inner PGD has
+    # 7 steps of 0.1 from a random start (the last iterate), eps ramped up over the first 5 epochs; the robust
+    # model of lessons 11-12
+    "mnist_pgd": {"seed": 0, "epochs": 36, "lr": 2e-3, "shift": 2, "flip": False,
+                  "adversarial": {"eps": 0.3, "alpha": 0.1, "steps": 7, "ramp_epochs": 5}},
 }
 
 
@@ -111,6 +116,11 @@ def train_one(name: str) -> dict:
                 student=student, lr=r["lr"], weight_decay=wd, transform=aug, val_data=(x_te, y_te), history=hist)
         hist["seconds"] += teacher_hist["seconds"]
         model = student
+    elif "adversarial" in r:
+        hist = {}
+        adversarial_training(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=wd, augment=aug,
+                             seed=r["seed"] + 2000, val_data=(x_te, y_te), history=hist, **r["adversarial"])
+        del hist["eps"]
     else:
         hist = train(model, loader, epochs=r["epochs"], lr=r["lr"], weight_decay=wd, transform=aug,
                      val_data=(x_te, y_te))
@@ -130,7 +140,7 @@ def train_one(name: str) -> dict:
     return {**extra,
         "sha256": sha256(out), "bytes": out.stat().st_size,
         "license": "trained for this course (MIT)",
-        "contents": f"state_dict of course_lib.models.SmallCNN{spec['kwargs']} ({name}), trained by "
+        "contents": f"state_dict of course_lib.models.{spec['arch']}{spec['kwargs']} ({name}), trained by "
                     f"scripts/train_models.py on {len(x_tr)} {spec['dataset']} training images",
         "accuracy": round(acc, 4), "evaluated_on": split,
         "training": {**r, "optimizer": f"AdamW, weight decay {wd:g}, one-cycle lr", "batch_size": 128,

@@ -94,3 +94,30 @@ def test_fast_adversarial_training_takes_one_step(digits, monkeypatch):
     assert seen == [(1, False, True)] * 2
     with pytest.raises(ValueError, match="eps"):
         adversarial_training(linear(0), make_loader(x[:100], y[:100]), eps=-1, alpha=0.1, steps=1, epochs=1)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_augmentation_comes_before_the_attack(digits, monkeypatch):
+    import course_lib.defenses.training as T
+
+    x, y = digits
+    started_from = []
+    real = T.pgd
+
+    def spy(model, xb, *args, **kw):
+        started_from.append(xb.clone())
+        return real(model, xb, *args, **kw)
+
+    monkeypatch.setattr(T, "pgd", spy)
+    flipped = []
+
+    def flip(model, xb, yb):
+        flipped.append(xb.clone())
+        return xb.flip(-1)
+
+    adversarial_training(linear(0), make_loader(x[:200], y[:200], batch_size=100, shuffle=False), eps=0.1,
+                         alpha=0.05, steps=2, epochs=1, augment=flip, progress=False)
+    assert len(flipped) == 2 and all(torch.equal(s, f.flip(-1)) for s, f in zip(started_from, flipped, strict=True))
+    with pytest.raises(TypeError, match="augment"):
+        adversarial_training(linear(0), make_loader(x[:100], y[:100]), eps=0.1, alpha=0.1, steps=1, epochs=1,
+                             augment="shift")

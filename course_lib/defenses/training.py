@@ -25,7 +25,8 @@ __all__ = ["adversarial_training", "distillation_loss", "distill"]
 
 def adversarial_training(model: nn.Module, loader, eps: float, alpha: float, steps: int, epochs: int,
                          norm: str = "linf", ramp_epochs: float = 0.0, fast: bool = False, lr: float = 1e-3,
-                         seed=0, progress: bool = True, history: dict | None = None, **train_kw) -> nn.Module:
+                         seed=0, progress: bool = True, history: dict | None = None, augment=None,
+                         **train_kw) -> nn.Module:
     """Madry et al.'s adversarial training: every batch is replaced by PGD adversarial examples of the current
     model before the step::
 
@@ -46,6 +47,8 @@ def adversarial_training(model: nn.Module, loader, eps: float, alpha: float, ste
         epochs, lr, **train_kw: passed to :func:`course_lib.training.train` (one-cycle AdamW by default;
             ``val_data=(x, y)`` records clean accuracy per epoch).
         seed: the random starts (int, ``torch.Generator`` or ``None``, see :mod:`course_lib._rng`).
+        augment: optional ``augment(model, x, y) -> x`` (e.g. random shifts) applied to each batch before the
+            attack, which then starts from the augmented images.
         history: a dict to fill with the training history (``loss``, ``val_acc``, ``seconds``) and ``eps``, the
             budget used at each step.
     Returns:
@@ -61,7 +64,12 @@ def adversarial_training(model: nn.Module, loader, eps: float, alpha: float, ste
     ramp_steps = ramp_epochs * len(loader)
     used: list[float] = []
 
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable augment(model, x, y) -> x, got {type(augment).__name__}")
+
     def inner(m, x, y):
+        if augment is not None:
+            x = augment(m, x, y)
         t = len(used)
         eps_t = eps if ramp_steps == 0 else eps * min(1.0, (t + 1) / ramp_steps)
         used.append(eps_t)

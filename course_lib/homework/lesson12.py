@@ -1,12 +1,13 @@
-"""Checks for lesson 12 (adversarial training and defensive distillation). The lesson itself comes with the
-defenses unit (issue 11); the checks that do not need its shipped models are here already."""
+"""Checks for lesson 12 (adversarial training and defensive distillation): the inner maximisation of one
+training step, the distillation loss at temperature T, and reading the diagnostics."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from ._common import _ok, _require
+from ._common import _check_input_gradient_hygiene, _fresh_model, _ok, _require
 
-__all__ = ["check_distillation_loss"]
+__all__ = ["check_distillation_loss", "check_inner_max"]
 
 
 def _grad_wrt_student(fn, s: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -80,3 +81,80 @@ def check_distillation_loss(fn) -> None:
                              f"to {gap:.3g}: L = T^2 * mean_i sum_k -softmax(t_i/T)_k log softmax(s_i/T)_k")
     _ok("the distillation loss: both sides softened by T, the factor T^2, the mean over the batch, the teacher's "
         "soft labels as fixed targets.")
+
+
+def check_inner_max(fn) -> None:
+    """Lesson 12: ``fn(model, x, y, eps, alpha, steps)`` must be the inner maximisation of one step of Madry et al.'s
+    adversarial training: L-inf PGD on the cross-entropy from a uniformly random start in the ball, ``steps``
+    steps of size ``alpha``, returning the LAST iterate::
+
+        x^0 = clip_[0,1](x + U[-eps, eps]^n),   x^{t+1} = clip_[0,1](x + clip_[-eps,eps](x^t + alpha sign(grad L) - x))
+
+    Checked on 64 held-out digits and ``mnist_cnn_aug`` at eps 0.1: with ``steps = 0`` the result must be the
+    random start (not ``x``, spread over the ball, other numbers at every call); with ``steps = 10`` and
+    ``alpha = 0.025`` it must stay in the ball and in [0, 1] and reach a mean loss at least 90 % of course_lib's
+    ``pgd(..., keep_best=False)`` (descending the loss, stepping with the raw gradient or forgetting the random
+    start fall far short or are named); inputs, the model's mode and its parameters' gradients left alone."""
+    from ..attacks import pgd
+    from ..data import load_mnist
+
+    xa, ya = load_mnist("test")
+    x, y = xa[:64].clone(), ya[:64].clone()
+    eps = 0.1
+    model = _fresh_model("mnist_cnn_aug")
+
+    def call(steps, alpha):
+        xb, yb = x.clone(), y.clone()
+        out = fn(model, x, y, eps, alpha, steps)
+        _require(isinstance(out, torch.Tensor) and out.shape == x.shape,
+                 f"return the adversarial batch, a tensor of the images' shape {tuple(x.shape)}, got "
+                 f"{getattr(out, 'shape', type(out).__name__)}")
+        _require(torch.equal(x, xb) and torch.equal(y, yb), "your function changed x or y in place: work on copies")
+        _check_input_gradient_hygiene(model, x, out, "loss")
+        out = out.detach()
+        lo, hi = float(out.min()), float(out.max())
+        _require(lo >= -1e-6 and hi <= 1 + 1e-6, f"values in [{lo:.3g}, {hi:.3g}] left [0, 1]: clip to the pixel range")
+        far = float((out - x).abs().max())
+        _require(far <= eps + 1e-5, f"a pixel moved {far:.3g} from x, more than eps = {eps}: project onto the ball "
+                 "after every step (and after the random start)")
+        return out
+
+    start_a, start_b = call(0, 0.025), call(0, 0.025)
+    _require(not torch.equal(start_a, x), "with steps = 0 your function returns x itself: adversarial training starts "
+             "from a random point in the ball, x + uniform noise in [-eps, eps] (clipped to [0, 1]); without it the "
+             "first step is FGSM's and the model can learn to mask that one direction")
+    _require(not torch.equal(start_a, start_b), "two calls returned the same random start: draw new noise at every "
+             "call (do not reseed inside the function)")
+    inner = (x > eps) & (x < 1 - eps)          # pixels whose random start no clip can touch
+    spread = float((start_a - x)[inner].abs().mean())
+    _require(abs(spread / (eps / 2) - 1) < 0.2, f"the random start moves a pixel by {spread:.3g} on average where a "
+             f"uniform draw from [-eps, eps] moves it by eps / 2 = {eps / 2:g}: draw uniformly in the whole ball "
+             "(e.g. eps * (2 * torch.rand_like(x) - 1)), not only its corners or a small part of it")
+    out = call(10, 0.025)
+    ref = pgd(model, x, y, eps, 0.025, 10, random_start=True, keep_best=False, seed=0)
+    with torch.no_grad():
+        mine, want, base = (float(F.cross_entropy(model(v), y)) for v in (out, ref, x))
+    _require(mine > base, f"your batch has a lower loss ({mine:.3f}) than the clean digits ({base:.3f}): you descended "
+             "the loss; the attack steps along +sign(grad)")
+    _require(mine >= 0.9 * want, f"your batch reaches a mean cross-entropy of {mine:.3f}, course_lib's PGD from a random "
+             f"start {want:.3f}: step along the SIGN of the gradient at the current iterate (not at x), project after "
+             "every step, and return the last iterate")
+    _ok(f"the inner maximisation: random start, {10} signed steps, each projected; mean loss {mine:.2f} "
+        f"(course_lib's PGD {want:.2f}, clean {base:.2f}). Training on these batches is Madry et al.'s min-max.")
+
+
+#: Multiple-choice questions of lesson 12: key -> (options, correct option, explanation shown on success).
+QUESTIONS = {
+    "12_diagnostics": (
+        ("a", "b", "c", "d"), "b",
+        "A quiet checklist on mnist_pgd means none of the symptoms of masking appeared: its gradients are usable, "
+        "so PGD's difficulty reflects the model, not a blinded attack. That is not a certificate (only verification "
+        "is), and the ensemble still finds digits that PGD-40 misses. The distilled model shows the symptoms: zero "
+        "gradients and an attack without gradients doing better, so its PGD number measures the attack's blindness."),
+    "12_cost": (
+        ("a", "b", "c", "d"), "d",
+        "Adversarial training lowers clean accuracy, multiplies the training time by about the number of attack "
+        "steps plus one, and protects only against the perturbations it was trained on. It does not hide the "
+        "gradient: mnist_pgd's gradients are large and meaningful (they look like digits), which is why its "
+        "robustness can be measured with gradient attacks at all."),
+}
