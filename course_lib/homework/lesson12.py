@@ -153,8 +153,9 @@ QUESTIONS = {
         "gradients and an attack without gradients doing better, so its PGD number measures the attack's blindness."),
     "12_cost": (
         ("a", "b", "c", "d"), "d",
-        "Adversarial training lowers clean accuracy, multiplies the training time by about the number of attack "
-        "steps plus one, and protects only against the perturbations it was trained on. It does not hide the "
+        "Adversarial training needs capacity (a small network cannot become robust), multiplies the training time "
+        "by about the number of attack steps plus one, protects only against the perturbations it was trained on, "
+        "and on harder data it costs clean accuracy too. It does not hide the "
         "gradient: mnist_pgd's gradients are large and meaningful (they look like digits), which is why its "
         "robustness can be measured with gradient attacks at all."),
 }
