@@ -12,7 +12,7 @@ def _row(name_regex):
 
 def test_every_defense_keeps_its_clean_accuracy_and_three_look_strong_against_pgd():
     undefended = _row("undefended")
-    assert undefended[2] <= 0.05, f"undefended PGD-40 accuracy {undefended[2]}: section 1 says PGD leaves almost nothing"
+    assert undefended[2] <= 0.05, f"undefended PGD-40 accuracy {undefended[2]}: PGD leaves almost nothing"
     for name, regex in DEFENSES.items():
         clean, _, pgd = _row(regex)
         assert clean >= 0.95, f"{name}: clean accuracy {clean}; the lesson says the defenses cost almost nothing clean"
@@ -22,7 +22,7 @@ def test_every_defense_keeps_its_clean_accuracy_and_three_look_strong_against_pg
 
 def test_a_blind_shift_beats_pgd_on_the_distilled_model_only():
     _, blind, pgd = _row(DEFENSES["distillation"])
-    assert blind < pgd - 0.5, f"distilled: best blind {blind} vs PGD {pgd}: the lesson says a blind shift does far better"
+    assert blind < pgd - 0.5, f"distilled: best blind {blind} vs PGD {pgd}: a blind shift does far better"
     for name in ("bit depth", "JPEG", "random resize"):
         _, blind, _ = _row(DEFENSES[name])
         assert blind >= 0.45, f"{name}: best blind {blind}"
@@ -31,8 +31,8 @@ def test_a_blind_shift_beats_pgd_on_the_distilled_model_only():
 def test_gradients_are_zero_for_shattered_and_vanishing_and_random_for_resizing():
     out = stored("11")
     for name in ("bit depth", "JPEG"):
-        assert numbers(out, rf"^ +{DEFENSES[name]}: +(\S+) +\S+ +\S+$") == [1.0], f"{name}: section 2 says every gradient is 0"
-    assert number(out, rf"^ +{DEFENSES['distillation']}: +(\S+) +\S+ +\S+$") >= 0.9, "distilled: 'exactly zero on most digits'"
+        assert numbers(out, rf"^ +{DEFENSES[name]}: +(\S+) +\S+ +\S+$") == [1.0], f"{name}: every gradient is 0"
+    assert number(out, rf"^ +{DEFENSES['distillation']}: +(\S+) +\S+ +\S+$") >= 0.9, "distilled: 'zero on most digits'"
     zero, _, cos = numbers(out, rf"^ +{DEFENSES['random resize']}: +(\S+ +\S+ +\S+)$")
     assert zero == 0 and cos < 0.7, f"random resize: zero share {zero}, cosine {cos}: 'two calls disagree'"
     assert number(out, r"^ +undefended: +\S+ +\S+ +(\S+)$") == 1.0
@@ -61,7 +61,7 @@ def test_binarisation_is_real_but_narrow():
     ensemble = number(out, r"^robust accuracy (\S+) \(")
     wider = number(out, r"BPDA-PGD-50 leaves (\S+)$")
     assert undefended <= 0.02 and ensemble >= 0.3, (undefended, ensemble)
-    assert ensemble < bpda, "section 5 says the ensemble finds more than BPDA-PGD (Square beats the identity's gradient)"
+    assert ensemble < bpda, "section 5: the ensemble finds more than BPDA-PGD (Square beats the identity's gradient)"
     assert wider <= bpda - 0.15, f"BPDA-PGD at eps 0.4 {wider} vs {bpda} at 0.3: the same attack does much better"
     assert "black box beats white box          RED" in out.split("pixels within 0.3")[1], (
         "section 5 says the checklist on the BPDA version flags the black-box row")

@@ -118,12 +118,15 @@ def distill(teacher: nn.Module, loader, temperature: float, epochs: int, student
             **train_kw) -> nn.Module:
     """Defensive distillation (Papernot, McDaniel, Wu, Jha & Swami, IEEE S&P 2016): train ``student`` on the soft
     labels ``softmax(teacher(x) / T)`` with its own logits divided by ``T`` (:func:`distillation_loss`), and deploy
-    it at ``T = 1``: its logits are then about ``T`` times larger than needed, the softmax saturates, and the
-    gradients of the cross-entropy vanish (masking, not robustness: C&W on the logits breaks it, Carlini &
-    Wagner, 2016).
+    it at ``T = 1``.
 
-    In the paper the teacher itself is trained at temperature ``T`` (``train(teacher, loader, epochs,
-    loss_fn=lambda z, y, x: F.cross_entropy(z / T, y))``) before its soft labels are used.
+    The student learns ``s ~ t + const``: the teacher's logit scale. The masking of the paper therefore needs a
+    teacher that was itself trained at temperature ``T`` (``train(teacher, loader, epochs, loss_fn=lambda z, y, x:
+    F.cross_entropy(z / T, y))``), whose logits are about ``T`` times larger than a normal network's: deployed at
+    ``T = 1`` the student's softmax saturates and the gradients of the cross-entropy vanish (masking, not
+    robustness: C&W on the logits breaks it, Carlini & Wagner, 2016). With a teacher trained at ``T = 1`` the
+    student masks nothing (benchmarks/defenses.py, part 3); ``scripts/train_models.py`` trains ``mnist_distilled``
+    the paper's way.
 
     Args:
         teacher: a trained classifier in eval mode; it is not changed.

@@ -154,6 +154,6 @@ QUESTIONS = {
         "Under the ensemble, with gradient-free attacks included, a large share of digits survive at eps = 0.3: a "
         "pixel at 0 needs +0.5 to cross the threshold, so the L-inf ball cannot flip most pixels. That robustness is "
         "real but belongs to this threat model and to nearly binary images: at eps = 0.4 every pixel between 0.1 "
-        "and 0.9 can cross the threshold, and the accuracy falls fast. Robustness is always 'against these attacks, in this threat "
-        "model, with these budgets'."),
+        "and 0.9 can cross the threshold, and the accuracy falls fast. Robustness is always 'against these attacks, "
+        "in this threat model, with these budgets'."),
 }

@@ -136,9 +136,9 @@ def check_inner_max(fn) -> None:
         mine, want, base = (float(F.cross_entropy(model(v), y)) for v in (out, ref, x))
     _require(mine > base, f"your batch has a lower loss ({mine:.3f}) than the clean digits ({base:.3f}): you descended "
              "the loss; the attack steps along +sign(grad)")
-    _require(mine >= 0.9 * want, f"your batch reaches a mean cross-entropy of {mine:.3f}, course_lib's PGD from a random "
-             f"start {want:.3f}: step along the SIGN of the gradient at the current iterate (not at x), project after "
-             "every step, and return the last iterate")
+    _require(mine >= 0.9 * want, f"your batch reaches a mean cross-entropy of {mine:.3f}, course_lib's PGD from a "
+             f"random start {want:.3f}: step along the SIGN of the gradient at the current iterate (not at x), "
+             "project after every step, and return the last iterate")
     _ok(f"the inner maximisation: random start, {10} signed steps, each projected; mean loss {mine:.2f} "
         f"(course_lib's PGD {want:.2f}, clean {base:.2f}). Training on these batches is Madry et al.'s min-max.")
 
