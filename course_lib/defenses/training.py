@@ -45,7 +45,10 @@ def adversarial_training(model: nn.Module, loader, eps: float, alpha: float, ste
         loader: batches ``(x, y)``, images in [0, 1].
         eps, alpha, steps: the inner PGD (``steps`` is ignored when ``fast=True``); norm ``"linf"`` or ``"l2"``.
         epochs, lr, **train_kw: passed to :func:`course_lib.training.train` (one-cycle AdamW by default;
-            ``val_data=(x, y)`` records clean accuracy per epoch).
+            ``val_data=(x, y)`` records clean accuracy per epoch). In short runs the default one-cycle schedule can
+            cost robust accuracy, and ``scheduler=None`` gives a constant lr (benchmarks/defenses.py, part 2, seed
+            0: after 10 epochs on 2,000 MNIST digits at lr 3e-3, PGD-40 accuracy at eps 0.3 was 0.752 with the
+            schedule and 0.844 without).
         seed: the random starts (int, ``torch.Generator`` or ``None``, see :mod:`course_lib._rng`).
         augment: optional ``augment(model, x, y) -> x`` (e.g. random shifts) applied to each batch before the
             attack, which then starts from the augmented images.
