@@ -346,3 +346,28 @@ def annotate_regions(ax, values, segments: torch.Tensor, fmt: str = "{:.2f}", fo
 
 
 __all__ += ["outline_segments", "annotate_regions"]
+
+
+def plot_roc(curves: dict, ax=None, title: str | None = None, fpr_mark: float | None = 0.05):
+    """ROC curves, one per entry of ``curves`` (``{label: (fpr, tpr, auc)}``, as :func:`course_lib.defenses.roc`
+    returns them), with the chance diagonal and, if ``fpr_mark`` is given, a vertical line at that false-positive
+    rate (where a calibrated detector operates). The legend gives each AUC."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    for label, (fpr, tpr, auc) in curves.items():
+        f = fpr.cpu().numpy() if isinstance(fpr, torch.Tensor) else np.asarray(fpr)
+        t = tpr.cpu().numpy() if isinstance(tpr, torch.Tensor) else np.asarray(tpr)
+        ax.step(f, t, where="post", label=f"{label} (AUC {auc:.2f})")
+    ax.plot([0, 1], [0, 1], color="gray", ls=":", lw=1, label="chance")
+    if fpr_mark is not None:
+        ax.axvline(fpr_mark, color="k", lw=0.8, ls="--")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("false-positive rate (clean flagged)")
+    ax.set_ylabel("true-positive rate (adversarial flagged)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+__all__ += ["plot_roc"]

@@ -28,7 +28,7 @@ from .._rng import generator, uniform
 from .._validate import check_count, check_images
 from ..corruptions import _jpeg_roundtrip
 
-__all__ = ["Defended", "BitDepth", "JPEG", "RandomResizePad", "BPDA", "EOT"]
+__all__ = ["Defended", "BitDepth", "MedianFilter", "JPEG", "RandomResizePad", "BPDA", "EOT"]
 
 
 class Defended(nn.Module):
@@ -76,6 +76,43 @@ class BitDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
+
+
+class MedianFilter(nn.Module):
+    """Median smoothing (the spatial squeezer of Xu, Evans & Qi, 2018): each pixel, per channel, replaced by the
+    median of the ``size x size`` window around it::
+
+        T(x)[c, i, j] = median{ x[c, i + u, j + v] : u, v in {-(size // 2), ..., size - 1 - size // 2} }
+
+    exactly as ``scipy.ndimage.median_filter(x, size=(1, 1, size, size), mode="reflect")``, which Xu et al.'s code
+    and ART's ``SpatialSmoothing`` call: for an even size (Xu et al. use 2x2 on MNIST) the window reaches one more
+    pixel up and left than down and right, the "median" of an even count is its upper middle value
+    (rank ``size^2 // 2`` of the sorted window), and the border is extended by mirroring it (``d c b a | a b c d``).
+    The output is one of the window's values, so gradients flow to that pixel only (sparse, but not masked)."""
+
+    def __init__(self, size: int = 2):
+        super().__init__()
+        self.size = check_count(size, "size", minimum=1)
+        self.eval()
+
+    @staticmethod
+    def _mirror(n: int, before: int, after: int, device) -> torch.Tensor:
+        i = torch.arange(-before, n + after, device=device)
+        i = torch.where(i < 0, -i - 1, i)                 # scipy "reflect": the edge pixel is repeated
+        return torch.where(i >= n, 2 * n - i - 1, i)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.size
+        if k == 1:
+            return x
+        before, after = k // 2, k - 1 - k // 2
+        b, c, h, w = x.shape
+        xp = x[:, :, self._mirror(h, before, after, x.device)][:, :, :, self._mirror(w, before, after, x.device)]
+        windows = xp.unfold(2, k, 1).unfold(3, k, 1).reshape(b, c, h, w, k * k)
+        return windows.sort(dim=-1).values[..., (k * k) // 2]
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
 
 
 class JPEG(nn.Module):
