@@ -83,7 +83,7 @@ class Detector:
         if x_adv is not None:
             check_images(x_adv, "x_adv", channels=self.channels)
         self._fit(x_clean, x_adv)
-        self._seen = _fingerprints(x_clean)
+        self._seen = _fingerprints(x_clean) | (_fingerprints(x_adv) if x_adv is not None else set())
         self.fitted = True
         self.threshold = None          # a threshold calibrated before fitting belongs to another detector
         return self
@@ -109,8 +109,9 @@ class Detector:
         overlap = len(_fingerprints(x_clean) & self._seen)
         if overlap:
             raise ValueError(f"{overlap} of the {x_clean.shape[0]} calibration images were used to fit this "
-                             "detector: their scores are optimistic, so the false-positive rate on new clean images "
-                             "would exceed fpr. Calibrate on clean images held out from fit().")
+                             "detector (as clean or as adversarial examples): their scores are optimistic, so the "
+                             "false-positive rate on new clean images would not be fpr. Calibrate on clean images "
+                             "held out from fit().")
         if x_clean.shape[0] < 20:
             raise ValueError(f"calibrating at a false-positive rate needs clean images in the tens at least "
                              f"(got {x_clean.shape[0]}): the threshold would be one of a handful of scores")
@@ -323,7 +324,6 @@ class DetectorNetwork(Detector):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.history = {"loss": losses}
-        self._seen_adv = _fingerprints(x_adv)
 
     def _score(self, x):
         check_model(self.model, x)
