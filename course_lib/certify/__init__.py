@@ -3,6 +3,7 @@
 * :mod:`.bounds`     ``interval_bounds`` (interval bound propagation, Gowal et al., 2018), ``crown_bounds`` (CROWN,
                      Zhang et al., 2018) and ``margin_bounds`` (lower bounds on ``z_y - z_k``), on any model that
                      ``torch.fx`` traces into supported operations
+* :mod:`.training`   ``certified_training``: IBP training (Gowal et al., 2018) through the course's training loop
 * :mod:`.smoothing`  ``smoothed_predict`` and ``smoothed_certify`` (randomised smoothing, Cohen, Rosenfeld &
                      Kolter, 2019): PREDICT and CERTIFY with a one-sided Clopper-Pearson bound
 
@@ -10,5 +11,7 @@ An attack gives an upper bound on robust accuracy, a certificate a lower bound; 
 """
 from .bounds import crown_bounds, interval_bounds, margin_bounds
 from .smoothing import smoothed_certify, smoothed_predict
+from .training import certified_training
 
-__all__ = ["interval_bounds", "crown_bounds", "margin_bounds", "smoothed_predict", "smoothed_certify"]
+__all__ = ["interval_bounds", "crown_bounds", "margin_bounds", "smoothed_predict", "smoothed_certify",
+           "certified_training"]

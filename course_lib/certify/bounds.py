@@ -51,18 +51,18 @@ def _module_step(mod: nn.Module, name: str) -> _Step:
     if isinstance(mod, nn.Conv2d):
         if mod.padding_mode != "zeros":
             raise _unsupported(f"Conv2d with padding_mode={mod.padding_mode!r}", where)
-        w = mod.weight.detach().abs()
-        return _Step("affine", name, mod, lambda r: F.conv2d(r, w.to(r.dtype), None, mod.stride, mod.padding,
-                                                             mod.dilation, mod.groups))
+        # |W| read at call time (not detached): certified training differentiates the bounds
+        return _Step("affine", name, mod, lambda r: F.conv2d(r, mod.weight.abs().to(r.dtype), None, mod.stride,
+                                                             mod.padding, mod.dilation, mod.groups))
     if isinstance(mod, nn.Linear):
-        w = mod.weight.detach().abs()
-        return _Step("affine", name, mod, lambda r: F.linear(r, w.to(r.dtype)))
+        return _Step("affine", name, mod, lambda r: F.linear(r, mod.weight.abs().to(r.dtype)))
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
         if mod.training or not mod.track_running_stats:
             raise _unsupported("BatchNorm in training mode or without running statistics", where)
-        scale = (mod.weight.detach() if mod.affine else 1.0) / torch.sqrt(mod.running_var + mod.eps)
-        return _Step("affine", name, mod,
-                     lambda r: r * scale.abs().to(r.dtype).view(1, -1, *([1] * (r.dim() - 2))))
+        def abs_bn(r):
+            scale = (mod.weight if mod.affine else 1.0) / torch.sqrt(mod.running_var + mod.eps)
+            return r * scale.abs().to(r.dtype).view(1, -1, *([1] * (r.dim() - 2)))
+        return _Step("affine", name, mod, abs_bn)
     if isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
         return _Step("affine", name, mod, mod)                  # non-negative weights, no bias
     if isinstance(mod, (nn.Identity, nn.Dropout, nn.Flatten)):
@@ -253,14 +253,17 @@ def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float) -> tuple[torc
 # CROWN: linear bounds built backwards
 
 
-def _affine_back(step: _Step, lam: torch.Tensor):
-    """``(lam A, lam . b)`` for the affine step ``z -> A z + b``, with ``lam`` of shape ``(B, S, *out_shape)``."""
+def _affine_back(step: _Step, lam: torch.Tensor, create_graph: bool = False):
+    """``(lam A, lam . b)`` for the affine step ``z -> A z + b``, with ``lam`` of shape ``(B, S, *out_shape)``.
+    ``create_graph``: keep both differentiable with respect to the parameters (certified training)."""
     b, s = lam.shape[:2]
     with torch.enable_grad():
         z = torch.zeros((b * s, *step.in_shape), dtype=lam.dtype, device=lam.device, requires_grad=True)
         out = step.f(z)
-        (grad,) = torch.autograd.grad(out, z, grad_outputs=lam.reshape(b * s, *step.out_shape))
-    bias = (lam.reshape(b * s, -1) * out.detach().reshape(b * s, -1)).sum(1).view(b, s)   # out at z = 0 is b
+        (grad,) = torch.autograd.grad(out, z, grad_outputs=lam.reshape(b * s, *step.out_shape),
+                                      create_graph=create_graph)
+    offset = out if create_graph else out.detach()                                      # out at z = 0 is b
+    bias = (lam.reshape(b * s, -1) * offset.reshape(b * s, -1)).sum(1).view(b, s)
     return grad.view(b, s, *step.in_shape), bias
 
 
@@ -303,14 +306,14 @@ def _maxpool_back(step: _Step, lam, lo, hi):
     return out.view(b, n, c, h, w), bias
 
 
-def _backward(steps, upto: int, lam, pre, box):
+def _backward(steps, upto: int, lam, pre, box, create_graph: bool = False):
     """The lower bound of ``lam . (output of step upto - 1)`` over the input box, with the pre-activation bounds
     ``pre[j] = (l, u)`` at the input of every piecewise-linear step ``j < upto``."""
     bias = torch.zeros(lam.shape[:2], dtype=lam.dtype, device=lam.device)
     for j in range(upto - 1, -1, -1):
         step = steps[j]
         if step.kind == "affine":
-            lam, add = _affine_back(step, lam)
+            lam, add = _affine_back(step, lam, create_graph)
         elif step.kind == "relu":
             lam, add = _relu_back(lam, *pre[j])
         else:
@@ -399,11 +402,19 @@ def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         raise ValueError(f"margin_bounds needs logits of shape (B, K), the model returns {tuple(out.shape)}")
     k = out.shape[1]
     check_labels(y, x.shape[0], "y", num_classes=k, device=x.device)
+    ibp = _ibp_margin(steps, x, y, eps)
+    if method == "ibp":
+        return ibp
+    c = F.one_hot(y, k).to(x.dtype).unsqueeze(1) - torch.eye(k, dtype=x.dtype, device=x.device).unsqueeze(0)
+    pre, boxes = _crown_pre(steps, x, eps, "crown", chunk)
+    return torch.maximum(_backward(steps, len(steps), c, pre, boxes[0]), ibp)     # both sound: the tighter
+
+
+def _ibp_margin(steps, x, y, eps, create_graph: bool = False):
+    """IBP lower bounds on ``z_y - z_k`` with the specification folded into the trailing affine steps
+    (differentiable with respect to the parameters when ``create_graph``)."""
+    k = steps[-1].out_shape[0]
     c = F.one_hot(y, k).to(x.dtype).unsqueeze(1) - torch.eye(k, dtype=x.dtype, device=x.device).unsqueeze(0)
     boxes = _ibp_all(steps, x, eps)
     start = max([i + 1 for i, s in enumerate(steps) if s.kind != "affine"], default=0)
-    ibp = _backward(steps[start:], len(steps) - start, c, {}, boxes[start])
-    if method == "ibp":
-        return ibp
-    pre, boxes = _crown_pre(steps, x, eps, "crown", chunk)
-    return torch.maximum(_backward(steps, len(steps), c, pre, boxes[0]), ibp)     # both sound: the tighter
+    return _backward(steps[start:], len(steps) - start, c, {}, boxes[start], create_graph)
