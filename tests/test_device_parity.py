@@ -106,3 +106,27 @@ def test_carlini_wagner_agrees(setup):
 
 def test_device_is_the_accelerator():
     assert course_lib.device().type == ACCEL.type
+
+
+def test_detectors_and_bounds_agree(setup):
+    """Detector scores (softmax, PCA, squeezing) and IBP / CROWN-IBP bounds: equal up to float rounding."""
+    from course_lib.certify import crown_bounds, interval_bounds, margin_bounds
+    from course_lib.defenses import FeatureSqueezingDetector, PCADetector, SoftmaxDetector
+
+    cpu, acc, x, y = setup
+    xt, _ = load_mnist("train")
+    worst = 0.0
+    for make in (lambda m: SoftmaxDetector(m), lambda m: FeatureSqueezingDetector(m),
+                 lambda m: PCADetector(50).fit(xt[:500].to(next(m.parameters()).device))):
+        a = make(cpu).score(x)
+        b = make(acc).score(x.to(ACCEL)).cpu()
+        worst = max(worst, float((a - b).abs().max()))
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+    for fn in (lambda m, xx, yy: torch.stack(interval_bounds(m, xx, 0.01)),
+               lambda m, xx, yy: torch.stack(crown_bounds(m, xx, 0.01, intermediate="ibp")),
+               lambda m, xx, yy: margin_bounds(m, xx, yy, 0.01)):
+        a, b = _on_both(setup, fn)
+        scale = float(a.abs().max())
+        worst = max(worst, float((a - b).abs().max()) / scale)
+        assert torch.allclose(a, b, atol=1e-4 * scale, rtol=1e-3)
+    print(f"detectors and bounds: largest discrepancy {worst:.2e}")
