@@ -198,3 +198,13 @@ def test_bad_inputs():
         verify_exact(tanh, x, y, 0.1)
     with pytest.raises(ValueError, match=r"affine layer '1'.* 8 x 4 matrix"):
         verify_exact(model, x, y, 0.1, max_entries=30)
+
+
+def test_a_misclassified_clean_image_is_its_own_counterexample():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    x = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        wrong = (model(x).argmax(1) + 1) % 3
+    for r, xb in zip(verify_exact(model, x, wrong, 0.01), x, strict=True):
+        assert r.status == "counterexample" and torch.equal(r.counterexample, xb) and r.margin < 0

@@ -318,9 +318,18 @@ def verify_exact(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     if progress:
         from tqdm.auto import tqdm
         images = tqdm(images, desc="verify_exact")
+    with torch.no_grad():
+        clean_pred = model(x.detach()).argmax(1)
     results = []
     for b in images:
         t0 = time.perf_counter()
+        if int(clean_pred[b]) != int(y[b]) and not exact_margin:
+            # x itself lies in the ball and is misclassified: the counterexample needs no solver
+            margin = float((out[b, int(y[b])] - out[b, int(clean_pred[b])]).item())
+            results.append(VerificationResult("counterexample", x[b].detach().clone(), margin,
+                                              time.perf_counter() - t0 + share,
+                                              message="the clean image is already misclassified"))
+            continue
         prog = _Program()
         inputs, logits, binaries = _encode(prog, steps, groups, {i: (lo[b], hi[b]) for i, (lo, hi) in pre.items()},
                                            box[0][b], box[1][b], out_box[0][b], out_box[1][b])
