@@ -213,3 +213,17 @@ def test_plot_roc_draws_each_curve_with_its_auc():
     assert labels[:2] == ["a (AUC 0.70)", "b (AUC 0.50)"] and "chance" in labels
     assert list(ax.lines[0].get_xdata()) == [0.0, 0.5, 1.0]
     plt.close(ax.figure)
+
+
+def test_pca_pixel_weights_are_the_score_of_one_pixel():
+    g = torch.Generator().manual_seed(2)
+    x = torch.zeros(300, 1, 4, 4)
+    x[:, :, 1:3, 1:3] = torch.rand(300, 1, 2, 2, generator=g)
+    det = PCADetector(n_components=2, reg=1e-3).fit(x)
+    w = det.pixel_weights()
+    mu = x.mean(0, keepdim=True)
+    for i, j in [(0, 0), (1, 2), (3, 1)]:
+        probe = mu.clone()
+        probe[0, 0, i, j] += 0.01                           # score of mu + delta = delta^2 * w_ij / (D - k)
+        assert float(det.score(probe)) == pytest.approx(1e-4 * float(w[0, i, j]) / 14, rel=1e-3)
+    assert w[0, 0, 0] > 100 * w[0, 1, 1]                    # the always-blank border weighs the most

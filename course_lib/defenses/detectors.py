@@ -211,6 +211,13 @@ class PCADetector(Detector):
         self.channels = x_clean.shape[1]
         self._shape = tuple(x_clean.shape[1:])
 
+    def pixel_weights(self) -> torch.Tensor:
+        """How much each pixel weighs in the score: the diagonal of ``W = sum_{j > k} v_j v_j^T / (lambda_j +
+        reg)``, shaped like an image ``(C, H, W)`` (the score of ``mu + delta`` for a one-pixel ``delta`` of size 1
+        is that pixel's weight divided by ``D - k``)."""
+        self._check_fitted()
+        return (self._proj.double() ** 2).sum(1).view(self._shape)
+
     def _score(self, x):
         if tuple(x.shape[1:]) != self._shape:
             raise ValueError(f"the detector was fitted on images of shape {self._shape}, got {tuple(x.shape[1:])}")
@@ -442,6 +449,7 @@ def adaptive_attack(model: nn.Module, detector: Detector, x: torch.Tensor, y: to
     """
     from tqdm.auto import tqdm
 
+    from ..attacks._common import margin
     from ..attacks.pgd import pgd_step, random_start_point
     check_images(x, "x")
     check_labels(y, x.shape[0], "y", device=x.device)
@@ -476,9 +484,7 @@ def adaptive_attack(model: nn.Module, detector: Detector, x: torch.Tensor, y: to
                 xg = x_adv.detach().requires_grad_(True)
                 z = model(xg)
                 s = detector.attack_score(xg)
-                true = z.gather(1, yb[:, None]).squeeze(1)
-                other = z.masked_fill(F.one_hot(yb, z.shape[1]).bool(), float("-inf")).amax(1)
-                m = true - other
+                m = margin(z, yb)
                 ok = (m.detach() < 0) & (s.detach() <= thr)
                 best[ok] = x_adv[ok]
                 found |= ok

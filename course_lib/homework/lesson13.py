@@ -153,6 +153,7 @@ def check_adaptive_loss(fn) -> None:
     _require(float(gm[2]) == 0, "at margin -5 < -kappa the classifier is wrong by more than kappa, yet your loss "
              "still pushes: clamp it, max(margin, -kappa), so that the rest of the budget goes to the detector")
 
+    from ..attacks._common import margin
     from ..attacks.pgd import project_linf
     from ..data import load_mnist
     from ..defenses import PCADetector
@@ -166,7 +167,7 @@ def check_adaptive_loss(fn) -> None:
     for _ in range(30):
         xg = x_adv.clone().requires_grad_(True)
         z = model(xg)
-        m = z.gather(1, y[:, None]).squeeze(1) - z.masked_fill(F.one_hot(y, 10).bool(), -1e9).amax(1)
+        m = margin(z, y)
         loss = fn(m, det.score(xg), det.threshold, 2.0, 1.0)
         (g,) = torch.autograd.grad(loss.sum(), xg)
         x_adv = project_linf(x_adv - 0.01 * g.sign(), x, eps).detach()
