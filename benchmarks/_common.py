@@ -182,3 +182,31 @@ def rows_table(rows: list[dict], targets: bool = True) -> str:
 
 if __name__ == "__main__":
     pass  # a helper module: `make bench` runs every benchmarks/*.py, and this one has nothing to measure
+
+
+def run_part(fn: Callable, part: str, args, info: dict, vers: dict, quick: bool, parts_dir: Path, suffix: str = "",
+             extra: dict | None = None) -> dict:
+    """Run one part of a benchmark, ``fn(args, raw) -> dict``, and save its result with what it was measured on
+    (seconds, load averages before and after, machine, versions, ``raw`` timings, ``extra``) to
+    ``parts_dir/part{part}{suffix}.json``, so that the tables can be rebuilt later without rerunning it."""
+    raw: dict = {}
+    start = time.perf_counter()
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    out = fn(args, raw)
+    out.update({"elapsed_s": time.perf_counter() - start, "raw_times": raw, "load_average_start": load_start,
+                "load_average_end": [round(v, 2) for v in os.getloadavg()], "machine": info, "versions": vers,
+                "quick": quick, "part": part, **(extra or {})})
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    (parts_dir / f"part{part}{suffix}.json").write_text(json.dumps(out, indent=2, default=lambda v: str(v)) + "\n")
+    log(f"  part {part}: {out['elapsed_s']:.0f} s")
+    return out
+
+
+def load_parts(names, parts_dir: Path, suffix: str = "") -> dict:
+    """The saved results of the parts ``names`` that exist in ``parts_dir`` (see :func:`run_part`)."""
+    found = {}
+    for p in names:
+        f = parts_dir / f"part{p}{suffix}.json"
+        if f.exists():
+            found[p] = json.loads(f.read_text())
+    return found

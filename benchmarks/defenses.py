@@ -30,16 +30,25 @@ Parts (issue 11, section 4):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import time
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, Counted, add_row, interleaved_times, log, machine, rows_table, write_results
+from _common import (
+    RESULTS,
+    Counted,
+    add_row,
+    interleaved_times,
+    load_parts,
+    log,
+    machine,
+    rows_table,
+    run_part,
+    write_results,
+)
 from torch import nn
 
 from course_lib.attacks import pgd, robust_accuracy
@@ -661,15 +670,7 @@ def main() -> None:
         f"{info['load_average_1_5_15']}; versions {vers}, torch {info['torch']}")
     PARTS_DIR.mkdir(parents=True, exist_ok=True)
     for p in [s.strip() for s in args.parts.split(",") if s.strip()]:
-        raw: dict = {}
-        start = time.perf_counter()
-        load_start = [round(v, 2) for v in os.getloadavg()]
-        out = PARTS[p](args, raw)
-        out.update({"elapsed_s": time.perf_counter() - start, "raw_times": raw, "load_average_start": load_start,
-                    "load_average_end": [round(v, 2) for v in os.getloadavg()], "machine": info, "versions": vers,
-                    "quick": QUICK, "part": p})
-        (PARTS_DIR / f"part{p}{SUFFIX}.json").write_text(json.dumps(out, indent=2, default=lambda v: str(v)) + "\n")
-        log(f"  part {p}: {out['elapsed_s']:.0f} s")
+        run_part(PARTS[p], p, args, info, vers, QUICK, PARTS_DIR, SUFFIX)
     assemble(info, vers)
 
 
@@ -737,11 +738,7 @@ def extra_notes(p: str, d: dict, parts: dict) -> list[str]:
 
 
 def assemble(info, vers) -> None:
-    parts = {}
-    for p in PARTS:
-        f = PARTS_DIR / f"part{p}{SUFFIX}.json"
-        if f.exists():
-            parts[p] = json.loads(f.read_text())
+    parts = load_parts(PARTS, PARTS_DIR, SUFFIX)
     lines = ["# course_lib.defenses and robust_accuracy vs torchattacks and ART", "",
              f"Versions: {', '.join(f'{k} {v}' for k, v in vers.items())}, torch {info['torch']}. Machine: "
              f"{info['cpu']}, {info['logical_cores']} logical cores, torch threads {THREADS}, device cpu."

@@ -27,7 +27,6 @@ Parts:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 import warnings
@@ -35,7 +34,18 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, add_row, interleaved_times, log, machine, markdown_table, rows_table, write_results
+from _common import (
+    RESULTS,
+    add_row,
+    interleaved_times,
+    load_parts,
+    log,
+    machine,
+    markdown_table,
+    rows_table,
+    run_part,
+    write_results,
+)
 from torch import nn
 
 from course_lib._rng import generator
@@ -627,26 +637,13 @@ def main() -> None:
         f"{info['load_average_1_5_15']}; versions {vers}, torch {info['torch']}")
     PARTS_DIR.mkdir(parents=True, exist_ok=True)
     for p in [s.strip() for s in args.parts.split(",") if s.strip()]:
-        raw: dict = {}
-        start = time.perf_counter()
-        load_start = [round(v, 2) for v in os.getloadavg()]
-        shared_before = _CACHE.get("setup_seconds", 0.0) if _CACHE else None
-        out = PARTS[p](args, raw)
-        out.update({"elapsed_s": time.perf_counter() - start, "raw_times": raw, "load_average_start": load_start,
-                    "load_average_end": [round(v, 2) for v in os.getloadavg()], "machine": info, "versions": vers,
-                    "quick": QUICK, "part": p,
-                    "includes_shared_setup": shared_before is None})
-        (PARTS_DIR / f"part{p}{SUFFIX}.json").write_text(json.dumps(out, indent=2, default=lambda v: str(v)) + "\n")
-        log(f"  part {p}: {out['elapsed_s']:.0f} s")
+        run_part(PARTS[p], p, args, info, vers, QUICK, PARTS_DIR, SUFFIX,
+                 extra={"includes_shared_setup": not _CACHE})
     assemble(info, vers)
 
 
 def assemble(info, vers) -> None:
-    parts = {}
-    for p in PARTS:
-        f = PARTS_DIR / f"part{p}{SUFFIX}.json"
-        if f.exists():
-            parts[p] = json.loads(f.read_text())
+    parts = load_parts(PARTS, PARTS_DIR, SUFFIX)
     lines = ["# course_lib.defenses' detectors on mnist_cnn, adaptive attacks, and ART", "",
              f"Versions: {', '.join(f'{k} {v}' for k, v in vers.items())}, torch {info['torch']}. Machine: "
              f"{info['cpu']}, {info['logical_cores']} logical cores, torch threads {THREADS}, device cpu."
