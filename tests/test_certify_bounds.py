@@ -192,3 +192,66 @@ def test_maxpool_relaxation_bounds_every_point(pool):
         exact = (lam[0] * F.max_pool2d(z[None], k, s, p, d)).flatten(1).sum(1)
         linear = (lam_in[0] * z).flatten(1).sum(1) + bias[0]
         assert (exact >= linear - 1e-9).all()
+
+
+def test_per_layer_boxes_end_at_the_logits_contain_the_activations_and_crown_is_inside_ibp():
+    from course_lib.models import IBPCNN, MLP
+
+    torch.manual_seed(0)
+    for model in (MLP(hidden=(20, 20)).eval(), IBPCNN(widths=(4, 8), hidden=16).eval()):
+        x = torch.rand(2, 1, 28, 28)
+        eps = 0.05
+        ibp = interval_bounds(model, x, eps, per_layer=True)
+        lo, hi = interval_bounds(model, x, eps)
+        assert torch.equal(ibp[-1][1], lo) and torch.equal(ibp[-1][2], hi)
+        crown = crown_bounds(model, x, eps, per_layer=True)
+        c_lo, c_hi = crown_bounds(model, x, eps)
+        assert torch.equal(crown[-1][1], c_lo) and torch.equal(crown[-1][2], c_hi)
+        boxes = {name: (l, h) for name, l, h in ibp}
+        pts = points(x, eps, n=50)
+        acts = [{name: a for name, a, _ in interval_bounds(model, p, 0.0, per_layer=True)} for p in pts]
+        for name, l, h in crown:                       # every CROWN entry names an IBP entry, and is inside it
+            bl, bh = boxes[name]
+            assert (l >= bl - 1e-5).all() and (h <= bh + 1e-5).all()
+            for a in acts:                              # and contains the activations of points of the ball
+                assert (a[name] >= l - 1e-4).all() and (a[name] <= h + 1e-4).all()
+        first = crown[0][0]                             # the first affine layer: IBP is exact, CROWN equals it
+        assert torch.allclose(crown[0][1], boxes[first][0], atol=1e-5)
+        assert torch.allclose(crown[0][2], boxes[first][1], atol=1e-5)
+
+
+def test_certified_is_every_margin_bound_positive():
+    from course_lib.certify import certified
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4)).eval()
+    x = torch.rand(40, 1, 4, 4)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    for eps in (0.0, 0.01, 0.05):
+        for method in ("ibp", "crown"):
+            m = margin_bounds(model, x, pred, eps, method=method)
+            want = torch.tensor([all(bool(m[i, k] > 0) for k in range(4) if k != pred[i]) for i in range(len(x))])
+            got = certified(model, x, pred, eps, method=method)
+            assert got.dtype == torch.bool and torch.equal(got, want)
+    assert certified(model, x, pred, 0.0).all()                 # eps 0: the prediction itself (strict margins)
+    assert not certified(model, x, (pred + 1) % 4, 0.0).any()   # a wrong label is never certified
+    assert certified(model, x, pred, 0.01).any() and not certified(model, x, pred, 0.5).all()
+
+
+def test_layer_widths_orders_reached_crown_ibp_and_is_exact_at_the_first_layer():
+    from course_lib.certify import layer_widths
+    from course_lib.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(hidden=(20, 20)).eval()
+    x = torch.rand(1, 1, 28, 28)
+    w = layer_widths(model, x, 0.05, samples=200)
+    assert w["layers"] == ["fc1", "fc2", "fc3"]
+    for r, c, i in zip(w["reached"], w["crown"], w["ibp"], strict=True):
+        assert 0 < r <= c + 1e-5 and c <= i + 1e-5
+    assert w["crown"][0] == pytest.approx(w["ibp"][0], rel=1e-5)          # a linear map of a box: exact
+    assert w["ibp"][-1] > 1.5 * w["crown"][-1]                             # and looser after the first ReLU
+    assert layer_widths(model, x, 0.05, samples=200) == w                  # seeded
+    with pytest.raises(ValueError, match="one image"):
+        layer_widths(model, torch.rand(2, 1, 28, 28), 0.05)

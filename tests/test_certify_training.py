@@ -70,3 +70,65 @@ def test_errors():
     bn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2, 2))
     with pytest.raises(ValueError, match="BatchNorm"):
         certified_training(bn, loader, 0.1, 2, warmup_epochs=0, progress=False)
+
+
+# --------------------------------------------------------------------------- noise_training (for smoothing)
+def _noise_run(**kw):
+    from course_lib.certify import noise_training
+
+    x, y = toy(200)
+    model = mlp()
+    seen = []
+    hist: dict = {}
+    noise_training(model, make_loader(x, y, batch_size=20, seed=0), sigma=0.3, epochs=1, progress=False,
+                   history=hist, augment=lambda m, xb, yb: seen.append(xb.clone()) or xb, **kw)
+    return model, seen, hist
+
+
+def test_noise_training_trains_on_noisy_copies_and_consistency_changes_the_loss():
+    from course_lib.certify import noise_training
+
+    x, y = toy(200)
+    copies: list = []
+
+    class Spy(nn.Module):           # records the batches the network is trained on
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, z):
+            if self.training:
+                copies.append(z.detach().clone())
+            return self.net(z)
+
+    spy = Spy()
+    noise_training(spy, make_loader(x, y, batch_size=20, shuffle=False, seed=0), sigma=0.3, epochs=1, copies=2,
+                   consistency=1.0, progress=False)
+    assert not spy.training
+    first = copies[0]
+    assert first.shape == (40, 1, 3, 3)                    # two noisy copies of the 20 images
+    a, b = first[:20] - x[:20], first[20:] - x[:20]
+    noise = torch.cat([a, b]).flatten()
+    assert abs(float(noise.std()) - 0.3) < 0.04 and abs(float(noise.mean())) < 0.05   # N(0, sigma^2), not clipped
+    assert not torch.allclose(a, b)                        # independent draws per copy
+    assert (first < 0).any() or (first > 1).any()          # not clipped to [0, 1], as at certification
+    # the loss: plain vs consistency on the same model and batch differ by consistency * KL >= 0
+    _, _, h_plain = _noise_run(copies=2)
+    _, _, h_cons = _noise_run(copies=2, consistency=5.0)
+    assert h_cons["loss"][0] > h_plain["loss"][0]
+
+
+def test_noise_training_same_seed_same_weights_and_errors():
+    from course_lib.certify import noise_training
+
+    m1, _, _ = _noise_run(copies=2, consistency=1.0)
+    m2, _, _ = _noise_run(copies=2, consistency=1.0)
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
+    x, y = toy(40)
+    loader = make_loader(x, y, batch_size=20, seed=0)
+    with pytest.raises(ValueError, match="sigma"):
+        noise_training(mlp(), loader, sigma=0, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="copies >= 2"):
+        noise_training(mlp(), loader, sigma=0.25, epochs=1, consistency=1.0, progress=False)
+    with pytest.raises(TypeError, match="augment"):
+        noise_training(mlp(), loader, sigma=0.25, epochs=1, augment=3, progress=False)

@@ -49,5 +49,6 @@ def test_models_record_measured_accuracy_and_time(root):
 def test_data_folder_stays_small(root):
     total = sum(p.stat().st_size for p in (root / "data").rglob("*") if p.is_file())
     # 19 MB before mnist_pgd (Madry et al.'s MNIST network, 3.3 M parameters, 13 MB in float32: capacity is part of
-    # what makes adversarial training work); the next robust model should be smaller or stored in float16
-    assert total < 35e6, f"data/ holds {total / 1e6:.1f} MB; keep it under about 35 MB"
+    # what makes adversarial training work); 32 MB before the verification unit's four 0.84 M-parameter networks,
+    # stored in float16 (1.7 MB each). The next models should be smaller
+    assert total < 40e6, f"data/ holds {total / 1e6:.1f} MB; keep it under about 40 MB"

@@ -10,7 +10,8 @@ the shipped CNNs work because they are made of these parts.
 * :func:`crown_bounds`: CROWN (Zhang, Weng, Chen, Hsieh & Daniel, 2018): each output bounded by a linear function
   of the input, built backwards through linear relaxations of ReLU and max-pooling, then minimised over the box.
 * :func:`margin_bounds`: lower bounds on ``z_y - z_k`` (what certification needs), with the specification folded
-  into the last affine layers, tighter than subtracting two logit intervals.
+  into the last affine layers, tighter than subtracting two logit intervals; :func:`certified`: where they are all
+  positive.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_images, check_in, check_labels, check_model
+from .._validate import check_count, check_images, check_in, check_labels, check_model
 
-__all__ = ["interval_bounds", "crown_bounds", "margin_bounds"]
+__all__ = ["interval_bounds", "crown_bounds", "margin_bounds", "certified", "layer_widths"]
 
 SUPPORTED = ("Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten / view / reshape, BatchNorm "
              "in eval mode, Identity, Dropout in eval mode, and + - * / with constants")
@@ -233,7 +234,7 @@ def _ibp_all(steps, x, eps):
 
 
 @torch.no_grad()
-def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float, per_layer: bool = False):
     """Interval bound propagation (Gowal et al., "On the Effectiveness of Interval Bound Propagation for Training
     Verifiably Robust Models", 2018): a box ``[l, u]`` pushed through every step, starting from
     ``[max(x - eps, 0), min(x + eps, 1)]``::
@@ -242,10 +243,16 @@ def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float) -> tuple[torc
         ReLU, max-pooling:      l' = g(l),  u' = g(u)                    (monotone)
 
     Returns ``(lower, upper)``, each ``(B, K)``: every input in the ball has logits between them. Sound (up to
-    floating-point rounding), fast (two forward passes' worth of work), and loose: the boxes grow with depth."""
+    floating-point rounding), fast (two forward passes' worth of work), and loose: the boxes grow with depth.
+    ``per_layer=True`` returns the box after every step instead, as a list of ``(name, lower, upper)`` (the name
+    of the module or operation; shapes ``(B, *that step's output)``), the last one the logits' (to watch the boxes
+    grow; with ``eps = 0`` the boxes are the activations themselves)."""
     _check(model, x, eps)
     steps, _ = _chain(model, x)
-    lo, hi = _ibp_all(steps, x, eps)[-1]
+    boxes = _ibp_all(steps, x, eps)
+    if per_layer:
+        return [(step.name, lo.detach(), hi.detach()) for step, (lo, hi) in zip(steps, boxes[1:], strict=True)]
+    lo, hi = boxes[-1]
     return lo.detach(), hi.detach()
 
 
@@ -355,7 +362,7 @@ def _crown_pre(steps, x, eps, intermediate: str, chunk: int):
 
 @torch.no_grad()
 def crown_bounds(model: nn.Module, x: torch.Tensor, eps: float, intermediate: str = "crown",
-                 chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+                 chunk: int = 1024, per_layer: bool = False):
     """CROWN (Zhang, Weng, Chen, Hsieh & Daniel, "Efficient Neural Network Robustness Certification with General
     Activation Functions", NeurIPS 2018): each logit bounded by a linear function of the input, built backwards::
 
@@ -370,7 +377,9 @@ def crown_bounds(model: nn.Module, x: torch.Tensor, eps: float, intermediate: st
     variant); ``chunk`` neurons are bounded at a time. Upper bounds are minus the lower bounds of ``-z``.
 
     Returns ``(lower, upper)``, ``(B, K)``, at least as tight as :func:`interval_bounds`' (the result is
-    intersected with them)."""
+    intersected with them). ``per_layer=True`` returns a list of ``(name, lower, upper)`` instead: the bounds on
+    the input of every ReLU / max-pooling step (named after the step that computes it, e.g. ``"fc1"``) and, last,
+    the logits', comparable with ``interval_bounds(..., per_layer=True)`` entry by name."""
     _check(model, x, eps)
     check_in(intermediate, {"crown", "ibp"}, "intermediate")
     steps, out = _chain(model, x)
@@ -381,7 +390,12 @@ def crown_bounds(model: nn.Module, x: torch.Tensor, eps: float, intermediate: st
     lower = _backward(steps, len(steps), c, pre, boxes[0])
     upper = -_backward(steps, len(steps), -c, pre, boxes[0])
     ibp_lo, ibp_hi = boxes[-1]
-    return torch.maximum(lower, ibp_lo.flatten(1)).view_as(out), torch.minimum(upper, ibp_hi.flatten(1)).view_as(out)
+    lower = torch.maximum(lower, ibp_lo.flatten(1)).view_as(out)
+    upper = torch.minimum(upper, ibp_hi.flatten(1)).view_as(out)
+    if per_layer:
+        layers = [(steps[i - 1].name if i > 0 else "input", lo, hi) for i, (lo, hi) in sorted(pre.items())]
+        return layers + [(steps[-1].name, lower, upper)]
+    return lower, upper
 
 
 @torch.no_grad()
@@ -408,6 +422,50 @@ def margin_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     c = F.one_hot(y, k).to(x.dtype).unsqueeze(1) - torch.eye(k, dtype=x.dtype, device=x.device).unsqueeze(0)
     pre, boxes = _crown_pre(steps, x, eps, "crown", chunk)
     return torch.maximum(_backward(steps, len(steps), c, pre, boxes[0]), ibp)     # both sound: the tighter
+
+
+@torch.no_grad()
+def certified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, method: str = "ibp",
+              chunk: int = 1024) -> torch.Tensor:
+    """``(B,)`` bool: True where the digit is certified, i.e. every lower bound of :func:`margin_bounds` with
+    ``k != y`` is positive (then no input of the ball is classified other than ``y``; a misclassified ``x`` is
+    never certified). The mean is the certified accuracy."""
+    m = margin_bounds(model, x, y, eps, method=method, chunk=chunk)
+    others = torch.ones_like(m, dtype=torch.bool)
+    others[torch.arange(len(y), device=m.device), y] = False
+    return (m > 0).logical_or(~others).all(1)
+
+
+def layer_widths(model: nn.Module, x: torch.Tensor, eps: float, samples: int = 1000, seed=0) -> dict:
+    """How loose the bounds are, layer by layer, for one image ``x`` ``(1, C, H, W)``: the mean width ``hi - lo``
+    over the neurons of every layer that feeds a ReLU / max-pooling, and of the logits, for
+
+    * ``"ibp"``: :func:`interval_bounds`' boxes;  ``"crown"``: :func:`crown_bounds`' bounds (both sound);
+    * ``"reached"``: the spread (max - min) of the activations of ``samples`` uniform random points of the ball
+      and of targeted PGD points towards every class (20 steps): an under-estimate of the true range.
+
+    The true range of each neuron lies between "reached" and "crown". Returns ``{"layers": [names], "ibp": [...],
+    "crown": [...], "reached": [...]}`` (``layers``: the module names without their parents, e.g. ``"fc1"``)."""
+    from ..attacks import pgd
+
+    _check(model, x, eps)
+    if x.shape[0] != 1:
+        raise ValueError(f"layer_widths takes one image, x of shape (1, C, H, W); got {tuple(x.shape)}")
+    samples = check_count(samples, "samples", minimum=1)
+    ibp = {name: (hi - lo).mean().item() for name, lo, hi in interval_bounds(model, x, eps, per_layer=True)}
+    crown = {name: (hi - lo).mean().item() for name, lo, hi in crown_bounds(model, x, eps, per_layer=True)}
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    u = torch.rand(samples, *x.shape[1:], generator=g).to(device=x.device, dtype=x.dtype)
+    noise = (x + eps * (2 * u - 1)).clamp(0, 1)
+    out = _chain(model, x)[1]
+    classes = torch.arange(out.shape[1], device=x.device)
+    attacked = pgd(model, x.expand(len(classes), *x.shape[1:]), classes, eps, eps / 4, 20, targeted=True,
+                   seed=int(seed)) if eps > 0 else x
+    acts = interval_bounds(model, torch.cat([noise, attacked]), 0.0, per_layer=True)   # eps 0: the activations
+    seen = {name: (a.amax(0) - a.amin(0)).mean().item() for name, a, _ in acts}
+    names = list(crown)
+    return {"layers": [n.split(".")[-1] for n in names], "ibp": [ibp[n] for n in names],
+            "crown": [crown[n] for n in names], "reached": [seen[n] for n in names]}
 
 
 def _ibp_margin(steps, x, y, eps, create_graph: bool = False):

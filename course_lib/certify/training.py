@@ -9,7 +9,7 @@ from .._validate import check_count
 from ..training import train
 from .bounds import _chain, _ibp_margin
 
-__all__ = ["certified_training"]
+__all__ = ["certified_training", "noise_training"]
 
 
 def certified_training(model: nn.Module, loader, eps: float, epochs: int, eps_train: float | None = None,
@@ -72,5 +72,68 @@ def certified_training(model: nn.Module, loader, eps: float, epochs: int, eps_tr
     if history is not None:
         history.update(hist)
         history["eps"], history["kappa"] = state["eps"], state["kappa"]
+    model.eval()
+    return model
+
+
+def noise_training(model: nn.Module, loader, sigma: float, epochs: int, copies: int = 1, consistency: float = 0.0,
+                   entropy: float = 0.0, lr: float = 1e-3, seed=0, progress: bool = True,
+                   history: dict | None = None, augment=None, **train_kw) -> nn.Module:
+    """Train a base classifier for randomised smoothing on Gaussian-noise copies of every image (Cohen, Rosenfeld
+    & Kolter, 2019), optionally with the consistency regulariser of Jeong & Shin ("Consistency Regularization for
+    Certified Robustness of Smoothed Classifiers", NeurIPS 2020)::
+
+        x_i = x + e_i,   e_i ~ N(0, sigma^2 I),   i = 1..m  (m = copies; not clipped, as at certification)
+        L = 1/m sum_i CE(f(x_i), y)  +  consistency * 1/m sum_i KL(p_bar || p_i)  +  entropy * H(p_bar)
+        p_i = softmax(f(x_i)),   p_bar = 1/m sum_i p_i
+
+    Plain Gaussian augmentation is ``copies=1`` (the regularisers need ``copies >= 2``). Smoothing certifies a
+    radius ``sigma Phi^-1(p_A)``, so what training must raise is the probability of the right class *under noise*;
+    the consistency term asks every noisy copy for the same distribution, which is what makes ``p_A`` large.
+
+    Args:
+        model: trained in place and returned in eval mode; loader: batches ``(x, y)`` in [0, 1].
+        sigma: the noise level, the same as at certification. seed: the noise's seed.
+        augment: optional ``augment(model, x, y) -> x`` (e.g. random shifts) applied before the noise.
+        epochs, lr, **train_kw: passed to :func:`course_lib.training.train` (one-cycle AdamW by default).
+        history: a dict to fill with the training history.
+    Returns:
+        ``model``.
+    """
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma <= 0:
+        raise ValueError(f"sigma must be a positive number (the noise's standard deviation), got {sigma!r}")
+    copies = check_count(copies, "copies", minimum=1)
+    if consistency < 0 or entropy < 0:
+        raise ValueError("consistency and entropy must be >= 0")
+    if (consistency or entropy) and copies < 2:
+        raise ValueError("the consistency and entropy terms compare noisy copies: they need copies >= 2")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable augment(model, x, y) -> x, got {type(augment).__name__}")
+    gen: dict = {}
+
+    def noisy(m, x, y):
+        if augment is not None:
+            x = augment(m, x, y)
+        if x.device not in gen:
+            gen[x.device] = torch.Generator(device=x.device).manual_seed(int(seed))
+        x = x.repeat(copies, 1, 1, 1)
+        return x + sigma * torch.randn(x.shape, generator=gen[x.device], device=x.device, dtype=x.dtype)
+
+    def loss_fn(logits, y, x):
+        parts = logits.chunk(copies)
+        loss = sum(F.cross_entropy(z, y) for z in parts) / copies
+        if consistency or entropy:
+            logp = torch.stack([F.log_softmax(z, 1) for z in parts])           # (m, B, K)
+            p_bar = logp.exp().mean(0)
+            if consistency:
+                kl = (p_bar * (p_bar.clamp_min(1e-12).log() - logp)).sum(-1).mean()   # mean over copies and batch
+                loss = loss + consistency * kl
+            if entropy:
+                loss = loss + entropy * -(p_bar * p_bar.clamp_min(1e-12).log()).sum(1).mean()
+        return loss
+
+    hist = train(model, loader, epochs, lr=lr, transform=noisy, loss_fn=loss_fn, progress=progress, **train_kw)
+    if history is not None:
+        history.update(hist)
     model.eval()
     return model
