@@ -24,10 +24,15 @@ $(VENV)/.course-lib-installed: $(VENV)/.lock-installed pyproject.toml
 
 setup: $(VENV)/.course-lib-installed
 
+# nbgrader and its dependencies, for the tests of the teacher's cycle (tests/test_nbgrader.py)
+$(VENV)/.teacher-installed: $(VENV)/.lock-installed requirements-teacher.txt
+	$(BIN)/python -m pip install --quiet -r requirements-teacher.txt
+	cp requirements-teacher.txt $@
+
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=lessons $(ROOT_FLAG)
 
-test: setup
+test: setup $(VENV)/.teacher-installed
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -28,7 +28,9 @@ def shrink_png(b64: str, min_bytes: int = 50_000) -> str:
 
 
 def clean(nb) -> None:
-    """In place: drop widget state, stderr streams, volatile metadata; renumber execution counts 1..n."""
+    """In place: drop widget state, stderr streams, volatile metadata; renumber execution counts 1..n; set the
+    nbgrader metadata of the exercise cells (:func:`nbgrader_metadata`)."""
+    nbgrader_metadata(nb)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     lang = nb.metadata.get("language_info", {})
@@ -98,6 +100,35 @@ def problems(nb) -> list[str]:
     if executed and all(c.execution_count is None for c in executed):
         found.append("was never executed (run `make outputs`)")
     return found
+
+
+CHECK_CALL = re.compile(r"course_lib\.homework\.check_\w+\(")
+RUBRIC_POINTS = re.compile(r"\*\*Rubric for the teacher\.\*\*\s+(\d+) points? in all")
+
+
+def nbgrader_metadata(nb) -> None:
+    """In place: nbgrader's cell metadata (schema 3), so that every lesson is an nbgrader source assignment as it
+    stands. A code cell with solution markers is a solution cell (the student's answer, checked by the cell after
+    it); a Markdown cell with them is a manually graded answer worth its rubric's points; a code cell that calls
+    ``course_lib.homework.check_*`` is a locked autograder test worth one point per call (it raises on a wrong
+    answer). Grade ids number the cells of each kind in order (``answer-1``, ``check-1``, ``written-1``)."""
+    counts = {"answer": 0, "check": 0, "written": 0}
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+        solution = BEGIN in cell.source
+        calls = len(CHECK_CALL.findall(cell.source)) if cell.cell_type == "code" else 0
+        if solution and cell.cell_type == "markdown":
+            kind = "written"
+            m = RUBRIC_POINTS.search(cell.source)
+            meta = {"solution": True, "grade": True, "locked": False, "points": int(m.group(1)) if m else 1}
+        elif solution:
+            kind, meta = "answer", {"solution": True, "grade": False, "locked": False}
+        elif calls:
+            kind, meta = "check", {"solution": False, "grade": True, "locked": True, "points": calls}
+        else:
+            continue
+        counts[kind] += 1
+        cell.metadata["nbgrader"] = {**meta, "grade_id": f"{kind}-{counts[kind]}", "schema_version": 3}
 
 
 def strip_solutions(nb) -> int:
