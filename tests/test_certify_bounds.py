@@ -255,3 +255,26 @@ def test_layer_widths_orders_reached_crown_ibp_and_is_exact_at_the_first_layer()
     assert layer_widths(model, x, 0.05, samples=200) == w                  # seeded
     with pytest.raises(ValueError, match="one image"):
         layer_widths(model, torch.rand(2, 1, 28, 28), 0.05)
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn", "mnist_cnn_b", "mnist_cnn_aug", "mnist_cnn_aug_b", "mnist_distilled",
+                                  "mnist_pgd", "fashion_cnn", "fashion_marked"])
+def test_every_shipped_cnn_gets_sound_ibp_and_crown_bounds(name, mnist_test):
+    """IBP and CROWN's backward pass (with IBP's intermediate bounds: full CROWN takes over a minute per digit on
+    these five-convolution networks) contain the logits of random, corner and PGD points of the ball."""
+    from course_lib.data import load_fashion_mnist
+    from course_lib.models import MODEL_SPECS, load_model
+
+    model = load_model(name)
+    x, y = mnist_test if MODEL_SPECS[name]["dataset"] == "mnist" else load_fashion_mnist("test")
+    x, y = x[:2], y[:2]
+    eps = 0.003
+    lo, hi = interval_bounds(model, x, eps)
+    c_lo, c_hi = crown_bounds(model, x, eps, intermediate="ibp")
+    assert (c_lo >= lo - 1e-4).all() and (c_hi <= hi + 1e-4).all()
+    assert (c_hi - c_lo).mean() < (hi - lo).mean()                    # and tighter than IBP
+    adv = pgd(model, x, y, eps, eps / 4, 20, seed=0)
+    for p in [*points(x, eps, n=20), adv]:
+        with torch.no_grad():
+            z = model(p)
+        assert (z >= c_lo - 1e-3).all() and (z <= c_hi + 1e-3).all(), name

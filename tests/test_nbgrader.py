@@ -125,3 +125,25 @@ def test_autograde_scores_the_release_zero_and_the_lesson_full_marks(course):
     assert scores["untouched"] == (0.0, auto + written)
     # the written answers wait for the teacher (manual grading); every automatic check passes
     assert scores["teacher"] == (float(auto), auto + written)
+
+
+def test_the_release_runs_to_its_first_exercise_and_stops_there(course):
+    """A student who runs the released lesson top to bottom gets every figure up to the first exercise, then a
+    NotImplementedError from the first unwritten answer (not an error of the lesson itself)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    lesson = ROOT / "lessons" / AUTOGRADED
+    nb = nbformat.read(course / "release" / lesson.stem / lesson.name, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "lessons")}})
+    with pytest.raises(CellExecutionError) as err:
+        client.execute()
+    assert "NotImplementedError" in str(err.value)
+    first_answer = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    ran = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count")]
+    failed = max(ran)
+    assert first_answer <= failed <= first_answer + 1, "it stops at the first answer or at the check after it"
+    before = [c for c in nb.cells[:first_answer] if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in before)
+    assert not any(o.output_type == "error" for c in before for o in c.outputs), "the lesson itself ran cleanly"
