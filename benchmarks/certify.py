@@ -54,6 +54,7 @@ from scipy.stats import beta, norm
 from torch import nn
 
 from course_lib.certify import (
+    certified_accuracy_at,
     certified_training,
     crown_bounds,
     interval_bounds,
@@ -352,8 +353,7 @@ def art_smoother(model, n0=N0):
 
 
 def certified_at(labels, radii, y, r):
-    labels, radii = torch.as_tensor(labels), torch.as_tensor(radii, dtype=torch.float64)
-    return float(((labels == y) & (radii >= r)).double().mean())
+    return certified_accuracy_at(labels, radii, y, r)
 
 
 def mem_child(lib: str, weights: str, n: int) -> None:

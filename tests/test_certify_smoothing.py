@@ -298,3 +298,15 @@ def test_same_seed_same_votes_on_cpu_and_cuda():
     gpu = smoothed_certify(Threshold(0.3).cuda(), x.cuda(), 0.25, n=300, seed=0, return_counts=True)
     assert all(g.device.type == "cuda" for g in gpu)
     assert all(torch.equal(c, g.cpu()) for c, g in zip(cpu, gpu, strict=True))
+
+
+def test_certified_accuracy_at_counts_correct_and_certified_far_enough():
+    from course_lib.certify import certified_accuracy_at
+
+    labels, radii, y = [3, 3, -1, 2, 5], [0.6, 0.2, 0.0, 1.0, 0.9], [3, 3, 3, 1, 5]
+    assert certified_accuracy_at(labels, radii, y, 0.0) == pytest.approx(3 / 5)   # abstention and wrong: errors
+    assert certified_accuracy_at(labels, radii, y, 0.5) == pytest.approx(2 / 5)   # digit 1's radius is too small
+    assert certified_accuracy_at(labels, radii, y, 0.9) == pytest.approx(1 / 5)   # radius >= r counts
+    assert certified_accuracy_at(torch.tensor(labels), torch.tensor(radii), torch.tensor(y), 2.0) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        certified_accuracy_at(labels, radii[:3], y, 0.5)

@@ -132,3 +132,38 @@ def test_noise_training_same_seed_same_weights_and_errors():
         noise_training(mlp(), loader, sigma=0.25, epochs=1, consistency=1.0, progress=False)
     with pytest.raises(TypeError, match="augment"):
         noise_training(mlp(), loader, sigma=0.25, epochs=1, augment=3, progress=False)
+
+
+@pytest.mark.parametrize("consistency, entropy", [(0.0, 0.0), (3.0, 0.0), (2.0, 0.7)])
+def test_noise_training_loss_is_the_definition_on_the_batch_it_saw(consistency, entropy):
+    """One batch, learning rate 0 (the weights stay): the loss recorded equals, computed by hand on the noisy
+    copies the network received, 1/m sum_i CE(f(x_i), y) + consistency * 1/m sum_i KL(p_bar || p_i)
+    + entropy * H(p_bar)."""
+    import torch.nn.functional as F
+
+    from course_lib.certify import noise_training
+
+    x, y = toy(20)
+    seen: list = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, z):
+            if self.training:
+                seen.append(z.detach().clone())
+            return self.net(z)
+
+    spy, hist = Spy(), {}
+    noise_training(spy, make_loader(x, y, batch_size=20, shuffle=False, seed=0), sigma=0.3, epochs=1, copies=2,
+                   consistency=consistency, entropy=entropy, lr=0.0, progress=False, history=hist)
+    with torch.no_grad():
+        p = [F.softmax(spy.net(part), 1) for part in seen[0].chunk(2)]
+    p_bar = (p[0] + p[1]) / 2
+    ce = sum(F.nll_loss(q.log(), y) for q in p) / 2
+    kl = sum((p_bar * (p_bar.log() - q.log())).sum(1).mean() for q in p) / 2
+    h = -(p_bar * p_bar.log()).sum(1).mean()
+    assert hist["loss"][0] == pytest.approx(float(ce + consistency * kl + entropy * h), rel=1e-5)
+    assert kl > 1e-5   # the copies disagree: with consistency > 0 the term moves the loss by >> the tolerance

@@ -16,9 +16,9 @@ An attack gives an upper bound on robust accuracy, a certificate a lower bound; 
 """
 from .bounds import certified, crown_bounds, interval_bounds, layer_widths, margin_bounds
 from .milp import VerificationResult, verify_exact
-from .smoothing import smoothed_certify, smoothed_predict
+from .smoothing import certified_accuracy_at, smoothed_certify, smoothed_predict
 from .training import certified_training, noise_training
 
 __all__ = ["interval_bounds", "crown_bounds", "margin_bounds", "certified", "layer_widths", "verify_exact",
            "VerificationResult",
-           "smoothed_predict", "smoothed_certify", "certified_training", "noise_training"]
+           "smoothed_predict", "smoothed_certify", "certified_accuracy_at", "certified_training", "noise_training"]

@@ -30,7 +30,7 @@ from .._batches import check_batch_size
 from .._rng import generator, normal
 from .._validate import check_count, check_images, check_logits, check_model
 
-__all__ = ["smoothed_predict", "smoothed_certify"]
+__all__ = ["smoothed_predict", "smoothed_certify", "certified_accuracy_at"]
 
 ABSTAIN = -1
 
@@ -62,6 +62,18 @@ def _check_alpha(alpha) -> float:
     if not 0.0 < a < 1.0:
         raise ValueError(f"alpha must be in (0, 1) (the failure probability), got {alpha!r}")
     return a
+
+
+def certified_accuracy_at(labels, radii, y, radius: float) -> float:
+    """The certified accuracy at L2 radius ``radius`` of CERTIFY's answers (Cohen et al.'s metric): the fraction of
+    images classified correctly *and* certified with a radius of at least ``radius``; an abstention (-1) counts as
+    an error. ``labels``, ``radii``, ``y``: tensors or sequences of one entry per image."""
+    labels, y = torch.as_tensor(labels), torch.as_tensor(y, device=torch.as_tensor(labels).device)
+    radii = torch.as_tensor(radii, dtype=torch.float64, device=labels.device)
+    if not labels.shape == radii.shape == y.shape or labels.dim() != 1:
+        raise ValueError(f"labels, radii and y must be 1-D of the same length, got {tuple(labels.shape)}, "
+                         f"{tuple(radii.shape)}, {tuple(y.shape)}")
+    return float(((labels == y) & (radii >= radius)).double().mean())
 
 
 def lower_confidence_bound(k: int, n: int, alpha: float) -> float:
