@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 LOCK   := requirements-lock.txt
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: lab test setup data models outputs lint homework bench clean-venv
+.PHONY: lab test browser setup data models outputs lint homework bench book clean-venv
 .DEFAULT_GOAL := lab
 
 # The venv is (re)created from scratch when it is missing or when the lock file changed.
@@ -32,11 +32,22 @@ $(VENV)/.teacher-installed: $(VENV)/.lock-installed requirements-teacher.txt
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=lessons $(ROOT_FLAG)
 
-test: setup $(VENV)/.teacher-installed
+# The browser of tests/test_lab_e2e.py and tests/test_book.py: Debian's chromium, installed here when make runs
+# as root and it is missing (Playwright drives it; it never downloads a browser of its own). Without root the
+# browser tests skip with a message, except under CI=true, where they fail.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "apt-get could not install chromium: the browser tests will skip (CI=true: fail)"; \
+	else echo "no chromium and not root: the browser tests will skip (CI=true: fail); apt-get install chromium"; fi
+
+test: setup $(VENV)/.teacher-installed browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check course_lib scripts tests benchmarks
+	$(BIN)/ruff check course_lib scripts tests benchmarks lessons
 
 # Maintainers only: rebuild the shipped data and weights (needs npm, apt-get and the registries).
 data: setup
@@ -54,6 +65,10 @@ outputs: setup
 # Student versions of the lessons (solutions removed) in student/.
 homework: setup
 	$(BIN)/python scripts/make_homework.py
+
+# The offline web edition of the course in build/book/ (open build/book/index.html in any browser).
+book: setup $(VENV)/.teacher-installed
+	$(BIN)/python scripts/build_book.py
 
 # Side-by-side comparisons with the reference libraries, in their own venv (torchattacks pins old requests).
 .venv-peers/.installed: $(LOCK) pyproject.toml

@@ -11,6 +11,15 @@ __all__ = ["corruption_view", "corruption_explorer", "EXPLANATION_METHODS", "exp
            "explanation_defaults", "explanation_explorer"]
 
 
+def _name(i, class_names) -> str:
+    i = int(i)
+    return class_names[i] if class_names is not None and i < len(class_names) else str(i)
+
+
+def _true_text(true, class_names) -> str:
+    return "" if true is None else f" (true: {_name(true, class_names)})"
+
+
 @torch.no_grad()
 def corruption_view(model, x: torch.Tensor, name: str, severity: int, seed: int = 0, k: int = 5):
     """One image under one corruption: ``(x_corrupted (1,C,H,W), top-k probabilities (k,), top-k classes (k,))``."""
@@ -25,7 +34,8 @@ def corruption_view(model, x: torch.Tensor, name: str, severity: int, seed: int 
 
 
 def corruption_explorer(model, x: torch.Tensor, class_names=None, labels=None, seed: int = 0):
-    """A widget: pick an image of ``x``, a corruption and a severity; see the image and the model's top 5.
+    """A widget: pick an image of ``x``, a corruption and a severity; see the image and the model's top 5, under a
+    one-line caption that states the selection and the model's answer (readable without the figure).
 
     ``x`` is a batch ``(B, C, H, W)``; ``labels`` (optional, ``(B,)``) colours the true class green.
     """
@@ -46,6 +56,8 @@ def corruption_explorer(model, x: torch.Tensor, class_names=None, labels=None, s
         true = None if labels is None else int(labels[pick.value])
         with out:
             out.clear_output(wait=True)
+            print(f"image {pick.value}{_true_text(true, class_names)}, {kind.value} at severity {sev.value}: "
+                  f"the model says {_name(idx[0], class_names)} ({float(p[0]):.1%})")
             fig, (a, b) = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [1, 1.4]})
             img = to_numpy_image(xc)
             a.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
@@ -113,7 +125,7 @@ def explanation_defaults(method: str, x: torch.Tensor) -> dict:
 
 def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, method_kwargs=None):
     """A widget: pick an image of ``x``, a method and the class to explain (default: the predicted one); see the
-    image, the explanation as an overlay and the model's top 5.
+    image, the explanation as an overlay and the model's top 5, under a one-line caption of the selection.
 
     ``x`` is a batch ``(B, C, H, W)``; ``labels`` (optional, ``(B,)``) colours the true class green in the bars;
     ``method_kwargs`` (optional) ``{method: {argument: value}}`` replaces :func:`explanation_defaults`.
@@ -144,6 +156,9 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
         true = None if labels is None else int(labels[pick.value])
         with out:
             out.clear_output(wait=True)
+            top = int(probs.argmax())
+            print(f"image {pick.value}{_true_text(true, names)}: {method.value} for '{names[t]}'; "
+                  f"the model says {names[top]} ({float(probs[top]):.1%})")
             fig, (a, b, c) = plt.subplots(1, 3, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
             img = to_numpy_image(xi)
             a.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
@@ -310,7 +325,8 @@ def attack_grid(model, x: torch.Tensor, y: torch.Tensor, advs: dict, eps: float,
 def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_max: float | None = None,
                     steps: int = 10, seed: int = 0):
     """A widget: pick an image of ``x``, an attack (FGSM or PGD) and a budget ``eps``; see the original, the
-    amplified perturbation, the adversarial image and the model's top 5 (:func:`show_attack`).
+    amplified perturbation, the adversarial image and the model's top 5 (:func:`show_attack`), under a one-line
+    caption: the image, the attack, ``eps`` and the model's answer on the adversarial image.
 
     ``x`` is a batch ``(B, C, H, W)``; ``labels`` (optional, ``(B,)``) are the labels the attack pushes away from
     (default: the model's own predictions) and colour the answers. ``eps_max`` is the slider's end (default 0.3
@@ -333,9 +349,12 @@ def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_m
         i = pick.value
         xi = x[i:i + 1]
         yi = None if labels is None else labels[i:i + 1].to(x.device)
-        x_adv, _, _ = attack_view(model, xi, eps.value, kind.value, y=yi, steps=steps, seed=seed)
+        x_adv, p, idx = attack_view(model, xi, eps.value, kind.value, y=yi, steps=steps, seed=seed)
+        true = None if labels is None else int(labels[i])
         with out:
             out.clear_output(wait=True)
+            print(f"image {i}{_true_text(true, class_names)}, {kind.value.upper()} at eps = {eps.value:.3f}: "
+                  f"the model says {_name(idx[0], class_names)} ({float(p[0]):.1%}) on the adversarial image")
             show_attack(model, xi, x_adv, eps.value, class_names=class_names,
                         label=None if labels is None else int(labels[i]))
             plt.show()

@@ -22,7 +22,7 @@ def main() -> None:
     out_dir.mkdir(exist_ok=True)
     for path in sorted((ROOT / "lessons").glob("[0-9]*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        n = strip_solutions(nb)
+        n = strip_solutions(nb, stubs=True)
         nbformat.write(nb, out_dir / path.name)
         print(f"student/{path.name}: {n} solution(s) removed")
 

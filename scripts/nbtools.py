@@ -131,17 +131,73 @@ def nbgrader_metadata(nb) -> None:
         cell.metadata["nbgrader"] = {**meta, "grade_id": f"{kind}-{counts[kind]}", "schema_version": 3}
 
 
-def strip_solutions(nb) -> int:
-    """In place: replace what lies between the solution markers by a placeholder; returns how many."""
+def _top_level_stubs(solution: str) -> list[str]:
+    """For a solution written at the cell's top level: ``name = ...`` for every name it assigns and
+    ``def f(args):`` with a ``raise NotImplementedError()`` body for every function it defines, so that the check
+    cell after it finds the names and tells the student what is missing (not a NameError)."""
+    import ast
+
+    try:
+        tree = ast.parse(solution)
+    except SyntaxError:
+        return []
+    stubs, seen = [], set()
+
+    def names(target):
+        if isinstance(target, ast.Name):
+            yield target.id
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for t in target.elts:
+                yield from names(t)
+
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in seen:
+            seen.add(node.name)
+            stubs.append(f"def {node.name}({ast.unparse(node.args)}):\n    raise NotImplementedError()")
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+            if isinstance(node, ast.AnnAssign) else []
+        for t in targets:
+            for name in names(t):
+                if name not in seen:
+                    seen.add(name)
+                    stubs.append(f"{name} = ...")
+    return stubs
+
+
+def strip_solutions(nb, stubs: bool = False) -> int:
+    """In place: replace what lies between the solution markers by a placeholder; returns how many.
+
+    The placeholder is nbgrader's (``# YOUR CODE HERE`` and ``raise NotImplementedError()``; ``YOUR ANSWER HERE``
+    in Markdown). ``stubs=True`` (the student versions of ``make homework``) also keeps, for a solution written at
+    the cell's top level, the names it defines: ``answer = ...`` and ``def f(args): raise NotImplementedError()``
+    before the ``raise``, so that an untouched exercise fails its check with the check's message for students
+    ("still ``...``", "still raises NotImplementedError") instead of a ``NameError``.
+    """
     n = 0
     pattern = re.compile(rf"^([ \t]*){re.escape(BEGIN)}.*?^[ \t]*{re.escape(END)}[^\n]*", re.S | re.M)
+
+    def placeholder(m, code: bool) -> str:
+        indent = m.group(1)
+        if not code:
+            return f"{indent}YOUR ANSWER HERE"
+        lines = ["# YOUR CODE HERE"]
+        if stubs and not indent:
+            body = "\n".join(m.group(0).splitlines()[1:-1])
+            found = _top_level_stubs(body)
+            if found:
+                todo = " and ".join(w for w, there in [("write each function's body", "def " in "".join(found)),
+                                                        ("replace each ... by your answer", "= ..." in "".join(found))]
+                                    if there)
+                lines = [f"# YOUR CODE HERE: {todo}, then delete the raise below", *found]
+        lines.append("raise NotImplementedError()")
+        return "\n".join(indent + ln if ln else ln for ln in "\n".join(lines).split("\n"))
+
     for cell in nb.cells:
         if BEGIN not in cell.source:
             continue
-        placeholder = (r"\1# YOUR CODE HERE" + "\n" + r"\1raise NotImplementedError()") if cell.cell_type == "code" \
-            else r"\1YOUR ANSWER HERE"
-        cell.source, k = pattern.subn(placeholder, cell.source)
+        code = cell.cell_type == "code"
+        cell.source, k = pattern.subn(lambda m, code=code: placeholder(m, code), cell.source)
         n += k
-        if cell.cell_type == "code":
+        if code:
             cell.outputs, cell.execution_count = [], None
     return n

@@ -66,3 +66,20 @@ def _fresh_choice_record():
     hw._MISSED.clear()
     yield
     hw._MISSED.clear()
+
+
+@pytest.fixture(autouse=True)
+def _other_global_random_state():
+    """With COURSE_GLOBAL_SEED set (tests/test_check_determinism.py), every test starts from that seed of torch's,
+    numpy's and Python's global generators, a different random state from the usual run's."""
+    seed = os.environ.get("COURSE_GLOBAL_SEED")
+    if seed is not None:
+        import random
+
+        import numpy as np
+
+        torch.manual_seed(int(seed))
+        np.random.seed(int(seed))
+        random.seed(int(seed))
+        torch.rand(int(seed) % 97)            # and a seed-dependent number of draws already taken
+    yield

@@ -28,3 +28,28 @@ def test_lesson_times_add_up_per_lesson_and_ignore_unit_tests():
     reporter = SimpleNamespace(section=lambda title: written.append(title), write_line=written.append)
     hooks.pytest_terminal_summary(reporter)
     assert written[0].startswith("lesson times") and len(written) == 4
+
+
+def _report(hooks, source, duration, cell_num=5, path="lessons/03_saliency.ipynb"):
+    """Run the root conftest's makereport hook on a fake nbval cell item; return the report it leaves."""
+    rep = SimpleNamespace(when="call", nodeid=f"{path}::Cell {cell_num}", duration=duration, outcome="passed",
+                          passed=True, longrepr=None)
+    item = SimpleNamespace(cell=SimpleNamespace(source=source), cell_num=cell_num)
+    gen = hooks.pytest_runtest_makereport(item, None)
+    next(gen)
+    try:
+        gen.send(SimpleNamespace(get_result=lambda: rep))
+    except StopIteration:
+        pass
+    return rep
+
+
+def test_a_slow_check_cell_fails_and_the_slowest_is_reported():
+    hooks = _hooks()
+    check = 'course_lib.homework.check_saliency(saliency_map)'
+    assert _report(hooks, check, 3.0).outcome == "passed"
+    assert _report(hooks, "train(model)  # not a check", 60.0, cell_num=9).outcome == "passed"
+    slow = _report(hooks, check, 10.5, cell_num=7)
+    assert slow.outcome == "failed" and "check cell 7 took 10.5 s" in slow.longrepr
+    assert hooks.SLOWEST_CHECK == {"lessons/03_saliency.ipynb": (10.5, 7)}
+    assert hooks.check_table(hooks.SLOWEST_CHECK)[0].split() == ["03_saliency.ipynb", "cell", "7", "10.5", "s"]

@@ -61,6 +61,6 @@ def test_code_passes_the_linter(root):
     ruff = Path(sys.executable).with_name("ruff")
     ruff = str(ruff) if ruff.exists() else shutil.which("ruff")
     assert ruff, "ruff is not installed: it is part of the dev extra and the lock file"
-    done = subprocess.run([ruff, "check", "course_lib", "scripts", "tests", "benchmarks"], cwd=root,
+    done = subprocess.run([ruff, "check", "course_lib", "scripts", "tests", "benchmarks", "lessons"], cwd=root,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

@@ -69,7 +69,14 @@ def test_corruption_view_takes_one_image(model, mnist_test):
         corruption_view(model, mnist_test[0][:2], "jpeg", 1)
 
 
-def test_explorer_draws_what_the_controls_select(model, mnist_test):
+def caption(capsys):
+    """The caption line that the last redraw printed above its figure."""
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines, "the redraw printed no caption"
+    return lines[-1]
+
+
+def test_explorer_draws_what_the_controls_select(model, mnist_test, capsys):
     """After each change the figure shows corruption_view's image, title and top-5 bars for the selected image,
     corruption and severity (a draw() that ignored a control would show the previous image again)."""
     x, y = mnist_test[0][:3], mnist_test[1][:3]
@@ -82,6 +89,8 @@ def test_explorer_draws_what_the_controls_select(model, mnist_test):
         xc, p, idx = corruption_view(model, x[pick.value:pick.value + 1], kind.value, sev.value, seed=4)
         np.testing.assert_array_equal(drawn_image(a), to_numpy_image(xc))
         assert a.get_title() == f"{kind.value}, severity {sev.value}"
+        assert caption(capsys) == (f"image {pick.value} (true: {int(y[pick.value])}), {kind.value} at severity "
+                                   f"{sev.value}: the model says {int(idx[0])} ({float(p[0]):.1%})")
         widths, names = drawn_bars(b)
         np.testing.assert_allclose(widths, p.numpy(), rtol=1e-6)
         assert names == [str(int(i)) for i in idx]
@@ -137,7 +146,7 @@ def test_explanation_defaults_are_accepted_by_each_method(model, mnist_test):
     assert explanation_defaults("grad_cam", x) == {} and explanation_defaults("saliency", x) == {}
 
 
-def test_explanation_explorer_builds_and_redraws(model, mnist_test):
+def test_explanation_explorer_builds_and_redraws(model, mnist_test, capsys):
     x, y = mnist_test[0][:3], mnist_test[1][:3]
     fast = {m: {"n_samples": 2, "seed": 0} if m == "smoothgrad" else {"steps": 4} if m == "integrated_gradients"
             else {"window": 14, "progress": False} if m == "occlusion" else {} for m in EXPLANATION_METHODS}
@@ -162,6 +171,9 @@ def test_explanation_explorer_builds_and_redraws(model, mnist_test):
         np.testing.assert_array_equal(drawn_image(a), to_numpy_image(xi))
         np.testing.assert_allclose(drawn_image(b, 1), heat, atol=1e-6)
         assert b.get_title() == f"{method.value} for 'digit {t}'"
+        top = int(probs.argmax())
+        assert caption(capsys) == (f"image {pick.value} (true: digit {int(y[pick.value])}): {method.value} for "
+                                   f"'digit {t}'; the model says digit {top} ({float(probs[top]):.1%})")
         widths, names = drawn_bars(c)
         np.testing.assert_allclose(widths, probs.topk(5).values.numpy(), rtol=1e-6)
         assert names == [f"digit {i}" for i in probs.topk(5).indices.tolist()]
@@ -245,7 +257,7 @@ def test_show_attack_draws_four_panels(model, mnist_test):
     plt.close(fig)
 
 
-def test_attack_explorer_builds_and_redraws(model, mnist_test):
+def test_attack_explorer_builds_and_redraws(model, mnist_test, capsys):
     x, y = mnist_test[0][:3], mnist_test[1][:3]
     box = attack_explorer(model, x, class_names=[f"digit {i}" for i in range(10)], labels=y, steps=2)
     pick, kind, eps = box.children[0].children
@@ -267,6 +279,10 @@ def test_attack_explorer_builds_and_redraws(model, mnist_test):
         widths, names = drawn_bars(axes[3])
         np.testing.assert_allclose(widths, probs.topk(5).values.numpy(), rtol=1e-6)
         assert names == [f"digit {j}" for j in probs.topk(5).indices.tolist()]
+        top = int(probs.argmax())
+        assert caption(capsys) == (f"image {i} (true: digit {int(y[i])}), {kind.value.upper()} at eps = "
+                                   f"{eps.value:.3f}: the model says digit {top} ({float(probs[top]):.1%}) on the "
+                                   "adversarial image")
         advs.append(drawn_image(axes[2]))
     assert_all_differ(advs)
     plt.close("all")

@@ -9,10 +9,41 @@ multiple-choice questions of every lesson are merged into :data:`QUESTIONS` for 
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import pkgutil
 
 from ._common import _ok, _require
+
+
+def _for_students(check):
+    """``check`` with the two states of an untouched exercise turned into messages for the student: an argument
+    that is still the placeholder ``...`` of the student version, and a function of the student's that still raises
+    ``NotImplementedError`` (both as ``AssertionError``, like every other failed check)."""
+    sig = inspect.signature(check)
+
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"{check.__name__}{sig}: {e}") from None
+        for name, value in bound.arguments.items():
+            if value is Ellipsis:
+                which = f" (question {bound.arguments['key']!r})" if "key" in bound.arguments else ""
+                raise AssertionError(f"not answered yet{which}: the {name!r} you passed to {check.__name__} is still "
+                                     "the placeholder `...`. Replace it by your answer in the exercise cell above and "
+                                     "delete the line `raise NotImplementedError()`, then run that cell and this one")
+        try:
+            return check(*args, **kwargs)
+        except NotImplementedError as e:
+            detail = f" (its message: {e})" if str(e) else ""
+            raise AssertionError(f"not written yet: your function still raises NotImplementedError{detail}. Write "
+                                 "its body in the exercise cell above, in place of `raise NotImplementedError()`, "
+                                 "then run that cell and this one") from None
+    return run
+
 
 QUESTIONS: dict = {}
 __all__ = ["check_choice", "QUESTIONS"]
@@ -24,7 +55,8 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     for _name in getattr(_mod, "__all__", []):
         if _name == "QUESTIONS":
             continue
-        globals()[_name] = getattr(_mod, _name)
+        _obj = getattr(_mod, _name)
+        globals()[_name] = _for_students(_obj) if _name.startswith("check_") and callable(_obj) else _obj
         __all__.append(_name)
     for _key, _q in getattr(_mod, "QUESTIONS", {}).items():
         if _key in QUESTIONS:
@@ -60,3 +92,6 @@ def check_choice(key: str, answer: str) -> None:
         raise AssertionError(f"{answer!r} is not it. The answer is {correct!r}: {explanation} "
                              "(One attempt per question: this one stays missed until the kernel restarts.)")
     _ok(f"{correct}. {explanation}")
+
+
+check_choice = _for_students(check_choice)
