@@ -27,8 +27,7 @@ def pytest_runtest_makereport(item, call):
         return
     path = rep.nodeid.split("::")[0]
     index = int(getattr(item, "cell_num", -1))
-    if rep.duration > SLOWEST_CHECK.get(path, (0.0, -1))[0]:
-        SLOWEST_CHECK[path] = (rep.duration, index)
+    rep.user_properties.append(("check_cell", index))   # read back in logreport (also across xdist workers)
     if rep.passed and rep.duration > CHECK_LIMIT_S:
         rep.outcome = "failed"
         rep.longrepr = (f"{path}: check cell {index} took {rep.duration:.1f} s, more than {CHECK_LIMIT_S:.0f} s "
@@ -39,6 +38,9 @@ def pytest_runtest_logreport(report) -> None:
     path = report.nodeid.split("::")[0]
     if path.startswith("lessons/") and path.endswith(".ipynb"):
         LESSON_SECONDS[path] += report.duration
+    for key, index in getattr(report, "user_properties", []):
+        if key == "check_cell" and report.duration > SLOWEST_CHECK.get(path, (0.0, -1))[0]:
+            SLOWEST_CHECK[path] = (report.duration, index)
 
 
 def lesson_table(seconds: dict[str, float]) -> list[str]:

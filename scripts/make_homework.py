@@ -1,4 +1,4 @@
-"""Student versions of the lessons: solutions removed, outputs of exercise cells cleared, into student/.
+"""Student versions of the lessons: solutions removed, outputs of exercise and check cells cleared, into student/.
 
     python scripts/make_homework.py               # every lesson -> student/NN_topic.ipynb
 Check cells stay, so students (and a teacher's autograder running nbval on the completed notebooks) get the

@@ -171,7 +171,8 @@ def strip_solutions(nb, stubs: bool = False) -> int:
     in Markdown). ``stubs=True`` (the student versions of ``make homework``) also keeps, for a solution written at
     the cell's top level, the names it defines: ``answer = ...`` and ``def f(args): raise NotImplementedError()``
     before the ``raise``, so that an untouched exercise fails its check with the check's message for students
-    ("still ``...``", "still raises NotImplementedError") instead of a ``NameError``.
+    ("still ``...``", "still raises NotImplementedError") instead of a ``NameError``, and clears the outputs of
+    every exercise and check cell (nbgrader metadata), so no "correct" of the lesson's run is left.
     """
     n = 0
     pattern = re.compile(rf"^([ \t]*){re.escape(BEGIN)}.*?^[ \t]*{re.escape(END)}[^\n]*", re.S | re.M)
@@ -193,6 +194,8 @@ def strip_solutions(nb, stubs: bool = False) -> int:
         return "\n".join(indent + ln if ln else ln for ln in "\n".join(lines).split("\n"))
 
     for cell in nb.cells:
+        if stubs and cell.cell_type == "code" and cell.metadata.get("nbgrader"):
+            cell.outputs, cell.execution_count = [], None   # a check's stale "correct" is not the student's
         if BEGIN not in cell.source:
             continue
         code = cell.cell_type == "code"

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SELECT = "accept or right_answer or answers_pass"
+#: the acceptance tests, less lesson 09's budget attack (a HopSkipJump run of 40 s that draws from its own seeded
+#: generator, so the global state never reaches it)
+SELECT = "(accept or right_answer or answers_pass) and not budget_attack"
 
 
 def test_right_answers_pass_with_another_global_random_state():

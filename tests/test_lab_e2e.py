@@ -17,6 +17,9 @@ The negative control (marker ``negative_control``) runs the same check with the 
 (@jupyter-widgets/jupyterlab-manager) disabled and expects it to fail: a check that passed there would not be
 looking at the widgets.
 
+``E2E_LESSONS=07`` (lesson numbers, space-separated) limits the run to those lessons while debugging; ``-s`` shows
+each control's move and the caption it produced.
+
 Without Playwright or a browser the test skips with the reason (``make test`` installs both when run as root);
 under ``CI=true`` that is a failure.
 """

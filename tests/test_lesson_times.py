@@ -33,7 +33,7 @@ def test_lesson_times_add_up_per_lesson_and_ignore_unit_tests():
 def _report(hooks, source, duration, cell_num=5, path="lessons/03_saliency.ipynb"):
     """Run the root conftest's makereport hook on a fake nbval cell item; return the report it leaves."""
     rep = SimpleNamespace(when="call", nodeid=f"{path}::Cell {cell_num}", duration=duration, outcome="passed",
-                          passed=True, longrepr=None)
+                          passed=True, longrepr=None, user_properties=[])
     item = SimpleNamespace(cell=SimpleNamespace(source=source), cell_num=cell_num)
     gen = hooks.pytest_runtest_makereport(item, None)
     next(gen)
@@ -41,6 +41,7 @@ def _report(hooks, source, duration, cell_num=5, path="lessons/03_saliency.ipynb
         gen.send(SimpleNamespace(get_result=lambda: rep))
     except StopIteration:
         pass
+    hooks.pytest_runtest_logreport(rep)    # where the controller (or the only process) records it
     return rep
 
 

@@ -61,6 +61,25 @@ def test_the_completed_student_notebook_is_the_lesson(path):
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_no_solution_text_survives_in_the_student_version(path):
+    """Every line of every solution block (12 characters or more, and not also shown outside the solutions, as
+    a hint may be) is gone from the student version; no output of an exercise or check cell is left."""
+    from test_nbgrader import _solution_lines
+
+    stud = student(path)
+    text = "\n".join(c.source for c in stud.cells)
+    assert BEGIN not in text and END not in text
+    lines = _solution_lines(path)
+    assert lines, f"{path.name}: no solution line found to look for"
+    left = [ln for ln in lines if ln in text
+            and not re.fullmatch(r"def \w+\(.*\):", ln)]    # a function's signature is kept as its stub
+    assert not left, f"{path.name}: solution text survives in the student version: {left[:3]}"
+    for c in stud.cells:
+        if c.cell_type == "code" and c.metadata.get("nbgrader"):
+            assert not c.outputs
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_student_code_cells_are_python_and_name_what_the_checks_use(path):
     """Every code cell of the student version compiles, and a top-level answer keeps its names as `name = ...`
     (or a function stub) before the raise, so its check finds them."""
@@ -142,7 +161,8 @@ def test_an_untouched_student_notebook_fails_its_checks_with_messages_for_studen
         e = errors[0]
         assert e.ename == "AssertionError" and e.evalue.startswith(FOR_STUDENTS), (
             f"{name}, check cell {i}: {e.ename}: {e.evalue[:300]}")
-    # before the first exercise the lesson ran as usual: figures and no error
+    # before the first exercise the lesson ran as usual: no error; the first exercise stops on its placeholder
     first = min(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "YOUR CODE HERE" in c.source)
     before = [c for c in nb.cells[:first] if c.cell_type == "code"]
     assert before and not any(o.output_type == "error" for c in before for o in c.outputs)
+    assert [o.ename for o in nb.cells[first].outputs if o.output_type == "error"] == ["NotImplementedError"]
