@@ -1,4 +1,5 @@
-"""Build the offline web edition of the course: ``python scripts/build_book.py [--out DIR]`` (``make book``).
+"""Build the offline web edition of the course: ``python scripts/build_book.py [--student] [--out DIR]``
+(``make book``; ``--student`` builds the edition without solutions, as ``make homework`` strips them).
 
 The site lands in ``build/book/`` (git-ignored) and opens as ``file:///.../build/book/index.html`` with no network:
 
@@ -673,11 +674,34 @@ def clear_output(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build_book(out: Path = DEFAULT_OUT, lessons_dir: Path = LESSONS, verbose: bool = False) -> Path:
+def student_lessons(lessons_dir: Path, dest: Path) -> Path:
+    """The lessons as students get them from ``make homework`` (solutions replaced by placeholders, exercise and
+    check outputs cleared), written to ``dest``; returns ``dest``."""
+    import nbformat
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from nbtools import strip_solutions
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(Path(lessons_dir).glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        strip_solutions(nb, stubs=True)
+        nbformat.write(nb, dest / path.name)
+    return dest
+
+
+def build_book(out: Path = DEFAULT_OUT, lessons_dir: Path = LESSONS, verbose: bool = False,
+               student: bool = False) -> Path:
     """Build the whole site into ``out`` (emptied first) and check it; returns the path of ``index.html``.
+    ``student=True``: the student edition, every solution replaced by its placeholder (as ``make homework``).
 
     Raises :class:`BookError` when a page would load something from the network or a local link is broken.
     """
+    if student:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return build_book(out, student_lessons(lessons_dir, Path(tmp)), verbose)
     out = Path(out).resolve()
     clear_output(out)
     started = time.perf_counter()
@@ -701,13 +725,17 @@ def build_book(out: Path = DEFAULT_OUT, lessons_dir: Path = LESSONS, verbose: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python scripts/build_book.py [--out DIR]``."""
+    """Command line: ``python scripts/build_book.py [--student] [--out DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the site (default build/book)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the site (default build/book, with --student build/book-student)")
+    parser.add_argument("--student", action="store_true",
+                        help="the student edition: solutions replaced by placeholders, as in make homework")
     args = parser.parse_args(argv)
+    out = args.out or (DEFAULT_OUT.with_name("book-student") if args.student else DEFAULT_OUT)
     started = time.perf_counter()
     try:
-        index = build_book(args.out, verbose=True)
+        index = build_book(out, verbose=True, student=args.student)
     except BookError as err:
         print(f"make book: {err}", file=sys.stderr)
         return 1

@@ -292,6 +292,40 @@ def test_the_builder_never_empties_a_folder_that_is_not_a_book(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
+class _Text(HTMLParser):
+    """The text a page shows (syntax-highlighted code comes back as its source: the spans only split it)."""
+
+    def __init__(self, path: Path):
+        super().__init__(convert_charrefs=True)
+        self.parts = []
+        self.feed(path.read_text(encoding="utf-8"))
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def test_the_student_edition_has_no_solution_and_the_lesson_edition_has_them(book, tmp_path):
+    """`build_book.py --student`: a lesson's page shows its placeholders and none of its code solutions' lines,
+    while the same lines are on the page of the usual edition (so the search can find them)."""
+    from test_nbgrader import _solution_lines
+
+    _need_mathjax()
+    student = bb.build_book(tmp_path / "student", student=True).parent
+    for name in ["07_adversarial_examples", "14_verification"]:
+        nb = nbformat.read(ROOT / "lessons" / f"{name}.ipynb", as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")   # Markdown is rendered, not shown
+        lines = [ln for ln in _solution_lines(ROOT / "lessons" / f"{name}.ipynb")
+                 if ln in code and not re.fullmatch(r"def \w+\(.*\):", ln)]
+        shown = "".join(_Text(book / f"{name}.html").parts)
+        hidden = "".join(_Text(student / f"{name}.html").parts)
+        assert lines and all(ln in shown for ln in lines), name
+        assert not [ln for ln in lines if ln in hidden], name
+        assert "YOUR CODE HERE" in hidden and "raise NotImplementedError()" in hidden
+        # the prose answers too: the teacher's rubric is in the lesson edition only
+        assert "Rubric for the teacher" in shown and "Rubric for the teacher" not in hidden
+        assert "YOUR ANSWER HERE" in hidden
+
+
 # --------------------------------------------------------------------------- in a real browser
 #: pages opened in Chromium: the home page, and two lessons with many formulas and figures
 BROWSED = ["index.html", "03_saliency.html", "14_verification.html"]
