@@ -290,6 +290,47 @@ def test_mnist_points_inside_the_certified_ball_keep_the_class(mnist_cnn, certif
         assert p_upper >= norm.cdf(norm.ppf(p_low_x) - dist[i].item() / 0.25)
 
 
+class GaussianNoise(nn.Module):
+    """``model(x + sigma * N(0, I))``, one fresh draw per call: the base classifier under the smoothing noise."""
+
+    def __init__(self, model, sigma):
+        super().__init__()
+        self.model, self.sigma = model, sigma
+
+    def forward(self, x):
+        return self.model(x + self.sigma * torch.randn_like(x))
+
+
+def test_mnist_attacked_points_inside_the_certified_ball_keep_the_class(mnist_cnn, certified):
+    """The adaptive check: an L2 PGD that knows the smoothing (the gradient of the logits averaged over 32 noise
+    draws, EOT; Salman et al. 2019 attack the smoothed classifier this way) searches the ball of 0.9 r around
+    each certified digit; the smoothed prediction at the point it finds is never another class, and the
+    Theorem-1 bound on p_A holds there as at the random points."""
+    from course_lib.attacks import pgd
+    from course_lib.defenses import EOT
+
+    x, labels, radii = certified
+    keep = labels >= 0
+    x, labels, radii = x[keep], labels[keep], radii[keep]
+    torch.manual_seed(5)                       # the noise inside the attack's forward passes
+    smoothed = EOT(GaussianNoise(mnist_cnn, 0.25), samples=32).eval()
+    x_adv = torch.cat([pgd(smoothed, x[i:i + 1], labels[i:i + 1], 0.9 * radii[i].item(),
+                           alpha=2.5 * 0.9 * radii[i].item() / 20, steps=20, norm="l2", seed=i, keep_best=False)
+                       for i in range(len(x))])
+    dist = (x_adv - x).flatten(1).norm(dim=1)
+    assert (dist <= 0.9 * radii + 1e-5).all() and (dist > 0.5 * radii).all()   # it used the ball
+    pred, counts = smoothed_predict(mnist_cnn, x_adv, 0.25, n=500, seed=13, return_counts=True)
+    assert ((pred == labels) | (pred == -1)).all()
+    _, clean_counts = smoothed_predict(mnist_cnn, x, 0.25, n=500, seed=13, return_counts=True)
+    rows = torch.arange(len(x))
+    assert (counts[rows, labels] <= clean_counts[rows, labels]).all()        # the attack did lower p_A
+    for i in range(len(x)):
+        k = counts[i, labels[i]].item()
+        p_upper = 1.0 - lower_confidence_bound(500 - k, 500, 0.001)
+        p_low_x = norm.cdf(radii[i].item() / 0.25)
+        assert p_upper >= norm.cdf(norm.ppf(p_low_x) - dist[i].item() / 0.25)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_same_seed_same_votes_on_cpu_and_cuda():
     # the noise is drawn on the CPU and moved: the same numbers on every device
