@@ -1,8 +1,8 @@
 """Repository-wide pytest hooks (fixtures live in tests/conftest.py): after a run that executed lessons through
 nbval, a table of each lesson's time (kernel start, every cell, shutdown) and of its slowest check cell, so that
 `make test` shows what each lesson costs on the machine that ran it. A check cell (one that calls
-``course_lib.homework.check_...``) that takes longer than CHECK_LIMIT_S fails: a student waits for it after
-every attempt."""
+``course_lib.homework.check_...``, marked so in its nbgrader metadata) that takes longer than CHECK_LIMIT_S
+fails: a student waits for it after every attempt."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -14,8 +14,11 @@ SLOWEST_CHECK: dict[str, tuple[float, int]] = {}
 CHECK_LIMIT_S = 10.0
 
 
-def is_check_cell(source: str) -> bool:
-    return "course_lib.homework.check_" in source or "hw.check_" in source
+def is_check_cell(cell) -> bool:
+    """A check cell as nbgrader sees it: graded and not a solution (scripts/nbtools.py sets that metadata on every
+    cell that calls ``course_lib.homework.check_...``; tests/test_nbgrader.py checks it is up to date)."""
+    meta = getattr(cell, "metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -23,7 +26,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     cell = getattr(item, "cell", None)
-    if rep.when != "call" or cell is None or not is_check_cell(getattr(cell, "source", "")):
+    if rep.when != "call" or cell is None or not is_check_cell(cell):
         return
     path = rep.nodeid.split("::")[0]
     index = int(getattr(item, "cell_num", -1))

@@ -11,12 +11,10 @@ __all__ = ["corruption_view", "corruption_explorer", "EXPLANATION_METHODS", "exp
            "explanation_defaults", "explanation_explorer"]
 
 
-def _name(i, class_names) -> str:
-    i = int(i)
-    return class_names[i] if class_names is not None and i < len(class_names) else str(i)
-
-
 def _true_text(true, class_names) -> str:
+    """`` (true: <name>)`` for a caption, or nothing without a label."""
+    from .plot import _name
+
     return "" if true is None else f" (true: {_name(true, class_names)})"
 
 
@@ -42,7 +40,7 @@ def corruption_explorer(model, x: torch.Tensor, class_names=None, labels=None, s
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    from .plot import to_numpy_image, topk_bars
+    from .plot import _name, to_numpy_image, topk_bars
 
     check_images(x)
     check_model(model, x)
@@ -133,13 +131,13 @@ def explanation_explorer(model, x: torch.Tensor, class_names=None, labels=None, 
     import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    from .plot import show_heatmap, to_numpy_image, topk_bars
+    from .plot import _name, show_heatmap, to_numpy_image, topk_bars
 
     check_images(x)
     check_model(model, x)
     with torch.no_grad():
         n_classes = model(x[:1]).shape[1]
-    names = [class_names[i] if class_names is not None and i < len(class_names) else str(i) for i in range(n_classes)]
+    names = [_name(i, class_names) for i in range(n_classes)]
     pick = W.IntSlider(0, 0, len(x) - 1, description="image")
     method = W.Dropdown(options=list(EXPLANATION_METHODS), value="grad_cam", description="method")
     target = W.Dropdown(options=[("predicted class", -1)] + [(n, i) for i, n in enumerate(names)], value=-1,
@@ -240,7 +238,7 @@ def show_attack(model, x: torch.Tensor, x_adv: torch.Tensor, eps: float, class_n
     green (right) or red (wrong). Draws on ``axes`` (four) when given; returns the figure."""
     import matplotlib.pyplot as plt
 
-    from .plot import show_topk, to_numpy_image
+    from .plot import _name, show_topk, to_numpy_image
 
     own = axes is None
     if own:
@@ -252,8 +250,7 @@ def show_attack(model, x: torch.Tensor, x_adv: torch.Tensor, eps: float, class_n
     k = min(k, probs.shape[1])
 
     def name(i):
-        i = int(i)
-        return class_names[i] if class_names is not None and i < len(class_names) else str(i)
+        return _name(i, class_names)
 
     def color(i):
         return "black" if label is None else ("tab:green" if int(i) == int(label) else "tab:red")
@@ -334,6 +331,8 @@ def attack_explorer(model, x: torch.Tensor, class_names=None, labels=None, eps_m
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt
+
+    from .plot import _name
 
     check_images(x)
     check_model(model, x)

@@ -85,23 +85,25 @@ def _noise_run(**kw):
     return model, seen, hist
 
 
+class Spy(nn.Module):
+    """mlp() that appends every batch it is trained on (in training mode) to ``record``."""
+
+    def __init__(self, record: list):
+        super().__init__()
+        self.net, self.record = mlp(), record
+
+    def forward(self, z):
+        if self.training:
+            self.record.append(z.detach().clone())
+        return self.net(z)
+
+
 def test_noise_training_trains_on_noisy_copies_and_consistency_changes_the_loss():
     from course_lib.certify import noise_training
 
     x, y = toy(200)
     copies: list = []
-
-    class Spy(nn.Module):           # records the batches the network is trained on
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def forward(self, z):
-            if self.training:
-                copies.append(z.detach().clone())
-            return self.net(z)
-
-    spy = Spy()
+    spy = Spy(copies)
     noise_training(spy, make_loader(x, y, batch_size=20, shuffle=False, seed=0), sigma=0.3, epochs=1, copies=2,
                    consistency=1.0, progress=False)
     assert not spy.training
@@ -145,18 +147,7 @@ def test_noise_training_loss_is_the_definition_on_the_batch_it_saw(consistency, 
 
     x, y = toy(20)
     seen: list = []
-
-    class Spy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = mlp()
-
-        def forward(self, z):
-            if self.training:
-                seen.append(z.detach().clone())
-            return self.net(z)
-
-    spy, hist = Spy(), {}
+    spy, hist = Spy(seen), {}
     noise_training(spy, make_loader(x, y, batch_size=20, shuffle=False, seed=0), sigma=0.3, epochs=1, copies=2,
                    consistency=consistency, entropy=entropy, lr=0.0, progress=False, history=hist)
     with torch.no_grad():

@@ -30,11 +30,15 @@ def test_lesson_times_add_up_per_lesson_and_ignore_unit_tests():
     assert written[0].startswith("lesson times") and len(written) == 4
 
 
-def _report(hooks, source, duration, cell_num=5, path="lessons/03_saliency.ipynb"):
+CHECK = {"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1}}
+ANSWER = {"nbgrader": {"grade": False, "solution": True, "locked": False}}
+
+
+def _report(hooks, metadata, duration, cell_num=5, path="lessons/03_saliency.ipynb"):
     """Run the root conftest's makereport hook on a fake nbval cell item; return the report it leaves."""
     rep = SimpleNamespace(when="call", nodeid=f"{path}::Cell {cell_num}", duration=duration, outcome="passed",
                           passed=True, longrepr=None, user_properties=[])
-    item = SimpleNamespace(cell=SimpleNamespace(source=source), cell_num=cell_num)
+    item = SimpleNamespace(cell=SimpleNamespace(metadata=metadata), cell_num=cell_num)
     gen = hooks.pytest_runtest_makereport(item, None)
     next(gen)
     try:
@@ -47,10 +51,10 @@ def _report(hooks, source, duration, cell_num=5, path="lessons/03_saliency.ipynb
 
 def test_a_slow_check_cell_fails_and_the_slowest_is_reported():
     hooks = _hooks()
-    check = 'course_lib.homework.check_saliency(saliency_map)'
-    assert _report(hooks, check, 3.0).outcome == "passed"
-    assert _report(hooks, "train(model)  # not a check", 60.0, cell_num=9).outcome == "passed"
-    slow = _report(hooks, check, 10.5, cell_num=7)
+    assert _report(hooks, CHECK, 3.0).outcome == "passed"
+    assert _report(hooks, {}, 60.0, cell_num=9).outcome == "passed"          # a lesson cell: no limit
+    assert _report(hooks, ANSWER, 30.0, cell_num=8).outcome == "passed"      # an answer cell: no limit
+    slow = _report(hooks, CHECK, 10.5, cell_num=7)
     assert slow.outcome == "failed" and "check cell 7 took 10.5 s" in slow.longrepr
     assert hooks.SLOWEST_CHECK == {"lessons/03_saliency.ipynb": (10.5, 7)}
     assert hooks.check_table(hooks.SLOWEST_CHECK)[0].split() == ["03_saliency.ipynb", "cell", "7", "10.5", "s"]
